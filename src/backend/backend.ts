@@ -1,0 +1,140 @@
+/**
+ * The kernel contract every backend implements (the `js` one is the living spec, `native` the fast one).
+ *
+ * Rules:
+ * - Kernels take plain typed arrays, element offsets, sizes and leading dimensions; they know nothing of
+ *   Tensor or autograd. All float data is float32, row-major.
+ * - Outputs come first, inputs next, sizes last. Output buffers never alias inputs unless a kernel says so.
+ * - `*Backward` kernels that produce parameter gradients ACCUMULATE into them (`+=`), as PyTorch does, so
+ *   the caller zeroes a gradient buffer once; input gradients (dx) are WRITTEN unless stated otherwise.
+ * - Kernels validate nothing: the tensor layer checks shapes and ranges before calling, so a native kernel
+ *   never reads out of bounds.
+ * - Threading is the backend's business (the native one runs a persistent pool, `DORA_NUM_THREADS`).
+ */
+
+/** GEMM forms: which operand is read transposed. `nn`: C = A·B, `nt`: C = A·Bᵀ, `tn`: C = Aᵀ·B. */
+export type GemmForm = "nn" | "nt" | "tn";
+
+export type UnaryOp = "exp" | "log" | "sqrt" | "rsqrt" | "tanh" | "sigmoid" | "relu" | "silu" | "gelu" | "neg" | "abs";
+export type BinaryOp = "add" | "sub" | "mul" | "div" | "pow" | "max" | "min";
+
+export interface Backend {
+  readonly name: "js" | "native";
+
+  /**
+   * Batched GEMM. For each batch index t in [0, batch):
+   *   C_t (m×n, leading dim ldc) = op(A_t) · op(B_t)  (+ C_t when `accumulate`)
+   * Storage, all row-major:
+   *   nn: A_t is m×k (lda ≥ k), B_t is k×n (ldb ≥ n)
+   *   nt: A_t is m×k (lda ≥ k), B_t is n×k (ldb ≥ k)      → C = A·Bᵀ
+   *   tn: A_t is k×m (lda ≥ m), B_t is k×n (ldb ≥ n)      → C = Aᵀ·B
+   * A_t starts at aOff + t·strideA (likewise B, C). A stride of 0 broadcasts an operand over the batch.
+   */
+  gemm(
+    form: GemmForm,
+    m: number, n: number, k: number,
+    a: Float32Array, aOff: number, lda: number, strideA: number,
+    b: Float32Array, bOff: number, ldb: number, strideB: number,
+    c: Float32Array, cOff: number, ldc: number, strideC: number,
+    batch: number,
+    accumulate: boolean,
+  ): void;
+
+  /** out[i] = op(x[i]) for i < n. */
+  unaryForward(op: UnaryOp, out: Float32Array, x: Float32Array, n: number): void;
+  /** dx[i] = dy[i] · op'(x[i]) (y = op(x) is passed too, so exp/tanh/sigmoid/sqrt reuse it). */
+  unaryBackward(op: UnaryOp, dx: Float32Array, dy: Float32Array, x: Float32Array, y: Float32Array, n: number): void;
+
+  /**
+   * out[i] = a[ia] op b[ib] over an N-d index space of shape `shape`; aStrides/bStrides give the element
+   * strides of each operand (0 for a broadcast dim), out is contiguous. aOff/bOff are element offsets.
+   */
+  binary(
+    op: BinaryOp, out: Float32Array,
+    a: Float32Array, aOff: number, aStrides: readonly number[],
+    b: Float32Array, bOff: number, bStrides: readonly number[],
+    shape: readonly number[],
+  ): void;
+
+  /** Strided gather into a contiguous buffer: out[i] = x[off + Σ idx_d·strides_d]. */
+  copyStrided(out: Float32Array, x: Float32Array, off: number, strides: readonly number[], shape: readonly number[]): void;
+
+  /** Row reductions of a contiguous [rows, cols] buffer: out[r] = Σ_c x[r,c] (sum) or max_c (max, argmax in idx). */
+  sumRows(out: Float32Array, x: Float32Array, rows: number, cols: number): void;
+  maxRows(out: Float32Array, idx: Int32Array, x: Float32Array, rows: number, cols: number): void;
+  /** Column sums of [rows, cols]: out[c] (+)= Σ_r x[r,c]; accumulates when `accumulate`. */
+  sumCols(out: Float32Array, x: Float32Array, rows: number, cols: number, accumulate: boolean): void;
+
+  /** Softmax over the last axis of [rows, cols]; log=true gives log_softmax. */
+  softmaxForward(out: Float32Array, x: Float32Array, rows: number, cols: number, log: boolean): void;
+  /** softmax: dx = y ⊙ (dy − Σ dy⊙y); log_softmax: dx = dy − exp(y)·Σ dy. */
+  softmaxBackward(dx: Float32Array, dy: Float32Array, y: Float32Array, rows: number, cols: number, log: boolean): void;
+
+  /**
+   * Cross-entropy per row of logits [rows, cols] with int targets; rows whose target is `ignoreIndex` give
+   * loss 0 and are not counted. Writes the per-row loss and the row's logsumexp (kept for backward).
+   * Returns the number of counted rows.
+   */
+  crossEntropyForward(loss: Float32Array, lse: Float32Array, logits: Float32Array, targets: Int32Array,
+    rows: number, cols: number, ignoreIndex: number): number;
+  /** dlogits[r,:] = scale·(softmax(logits[r]) − onehot(target_r)) for counted rows, 0 for ignored (written). */
+  crossEntropyBackward(dlogits: Float32Array, logits: Float32Array, lse: Float32Array, targets: Int32Array,
+    rows: number, cols: number, ignoreIndex: number, scale: Float32Array | number): void;
+
+  /** y = x / sqrt(mean(x²) + eps) · w over rows of [rows, cols]; rstd[r] saved for backward. */
+  rmsNormForward(y: Float32Array, rstd: Float32Array, x: Float32Array, w: Float32Array | null,
+    rows: number, cols: number, eps: number): void;
+  /** dx written; dw accumulated when non-null. */
+  rmsNormBackward(dx: Float32Array, dw: Float32Array | null, dy: Float32Array, x: Float32Array,
+    w: Float32Array | null, rstd: Float32Array, rows: number, cols: number): void;
+
+  /** y = (x − mean)·rstd·w + b over rows; mean and rstd saved. */
+  layerNormForward(y: Float32Array, mean: Float32Array, rstd: Float32Array, x: Float32Array,
+    w: Float32Array | null, b: Float32Array | null, rows: number, cols: number, eps: number): void;
+  /** dx written; dw, db accumulated when non-null. */
+  layerNormBackward(dx: Float32Array, dw: Float32Array | null, db: Float32Array | null, dy: Float32Array,
+    x: Float32Array, w: Float32Array | null, mean: Float32Array, rstd: Float32Array, rows: number, cols: number): void;
+
+  /**
+   * Rotary embedding, HF rotate_half convention, on x [batch, heads, seq, headDim] (contiguous):
+   *   out = x·cos + rotate_half(x)·sin, rotate_half(x) = cat(−x2, x1); cos/sin are [seq, headDim].
+   * inverse=true applies the transpose rotation (this is the backward: dx = rope⁻¹(dy)).
+   */
+  rope(out: Float32Array, x: Float32Array, cos: Float32Array, sin: Float32Array,
+    batchHeads: number, seq: number, headDim: number, inverse: boolean): void;
+
+  /**
+   * Causal scaled-dot-product attention with grouped KV heads.
+   * q [B, H, Sq, D], k/v [B, Hkv, Sk, D], out [B, H, Sq, D]; query head h reads kv head ⌊h / (H/Hkv)⌋.
+   * Query i sits at absolute position (Sk − Sq + i) and sees keys 0..that position (KV-cache friendly).
+   * Saves the row logsumexp lse [B, H, Sq] for backward.
+   */
+  attentionForward(out: Float32Array, lse: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array,
+    b: number, h: number, hkv: number, sq: number, sk: number, d: number, scale: number): void;
+  /** dq, dk, dv written (dk/dv sum over the query heads sharing a kv head). */
+  attentionBackward(dq: Float32Array, dk: Float32Array, dv: Float32Array, dout: Float32Array,
+    q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, lse: Float32Array,
+    b: number, h: number, hkv: number, sq: number, sk: number, d: number, scale: number): void;
+
+  /** out[i, :] = table[ids[i], :] for a [vocab, dim] table. */
+  embeddingForward(out: Float32Array, table: Float32Array, ids: Int32Array, n: number, dim: number): void;
+  /** dtable[ids[i], :] += dout[i, :]. */
+  embeddingBackward(dtable: Float32Array, dout: Float32Array, ids: Int32Array, n: number, dim: number): void;
+
+  /**
+   * im2col for conv2d (NCHW): cols [C·kh·kw, oh·ow] for one image x [C, H, W]. col2im is its adjoint
+   * (accumulating into dx [C, H, W]).
+   */
+  im2col(cols: Float32Array, x: Float32Array, xOff: number, c: number, hgt: number, wid: number,
+    kh: number, kw: number, stride: number, pad: number, oh: number, ow: number): void;
+  col2im(dx: Float32Array, dxOff: number, cols: Float32Array, c: number, hgt: number, wid: number,
+    kh: number, kw: number, stride: number, pad: number, oh: number, ow: number): void;
+
+  /**
+   * One AdamW step (torch.optim.AdamW semantics) on a flat parameter:
+   *   p −= lr·wd·p;  m = β1·m + (1−β1)·g;  v = β2·v + (1−β2)·g²;
+   *   p −= lr · (m / bc1) / (sqrt(v / bc2) + eps),  bc1 = 1 − β1^t, bc2 = 1 − β2^t.
+   */
+  adamwStep(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, n: number,
+    lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number): void;
+}
