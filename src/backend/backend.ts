@@ -98,7 +98,7 @@ export interface Backend {
   /**
    * Rotary embedding, HF rotate_half convention, on x [batch, heads, seq, headDim] (contiguous):
    *   out = x·cos + rotate_half(x)·sin, rotate_half(x) = cat(−x2, x1); cos/sin are [seq, headDim].
-   * inverse=true applies the transpose rotation (this is the backward: dx = rope⁻¹(dy)).
+   * inverse=true applies the transpose of the forward map (the backward: dx = Rᵀ·dy).
    */
   rope(out: Float32Array, x: Float32Array, cos: Float32Array, sin: Float32Array,
     batchHeads: number, seq: number, headDim: number, inverse: boolean): void;

@@ -1,0 +1,96 @@
+/**
+ * Reverse-mode autograd. Each op that produces a tensor from inputs needing gradients attaches a GradNode
+ * holding a backward closure. `backward()` walks the graph once in reverse topological order, asks each node
+ * only for the input gradients that are needed (`needs[i]`), so a frozen weight costs no dW GEMM, and drops
+ * each node once used so the activations it captured can be collected.
+ */
+import type { Tensor } from "./tensor.js";
+
+export interface GradNode {
+  readonly op: string;
+  readonly inputs: readonly Tensor[];
+  /** Gradients w.r.t. each input (null where not needed), given the gradient of the output. */
+  backward(grad: Tensor, needs: readonly boolean[]): readonly (Tensor | null)[];
+}
+
+let gradEnabled = true;
+
+export function isGradEnabled(): boolean {
+  return gradEnabled;
+}
+
+/** Run `fn` without recording gradients (torch.no_grad). */
+export function noGrad<T>(fn: () => T): T {
+  const prev = gradEnabled;
+  gradEnabled = false;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = prev;
+  }
+}
+
+/** Attach `backward` to `out` when grad mode is on and some input requires grad. Returns `out`. */
+export function record(out: Tensor, op: string, inputs: readonly Tensor[],
+  backward: (grad: Tensor, needs: readonly boolean[]) => readonly (Tensor | null)[]): Tensor {
+  if (!gradEnabled || !inputs.some((t) => t.requiresGrad)) return out;
+  out.requiresGrad = true;
+  out.gradFn = { op, inputs, backward };
+  return out;
+}
+
+/** Topological order of the graph below `root` (inputs before users), iterative to survive deep graphs. */
+function topoOrder(root: Tensor): Tensor[] {
+  const order: Tensor[] = [];
+  const seen = new Set<Tensor>();
+  const stack: { t: Tensor; i: number }[] = [{ t: root, i: 0 }];
+  seen.add(root);
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1]!;
+    const inputs = top.t.gradFn?.inputs ?? [];
+    if (top.i < inputs.length) {
+      const next = inputs[top.i++]!;
+      if (next.requiresGrad && !seen.has(next)) {
+        seen.add(next);
+        stack.push({ t: next, i: 0 });
+      }
+    } else {
+      order.push(top.t);
+      stack.pop();
+    }
+  }
+  return order;
+}
+
+export function runBackward(root: Tensor, grad: Tensor, add: (a: Tensor, b: Tensor) => Tensor, retainGraph: boolean): void {
+  const order = topoOrder(root);
+  const grads = new Map<Tensor, Tensor>([[root, grad]]);
+  const prev = gradEnabled;
+  gradEnabled = false;
+  try {
+    for (let idx = order.length - 1; idx >= 0; idx--) {
+      const t = order[idx]!;
+      const g = grads.get(t);
+      grads.delete(t);
+      if (g === undefined) continue;
+      const node = t.gradFn;
+      if (node === null) {
+        // a leaf: gradients accumulate across backward() calls, as in PyTorch
+        t.grad = t.grad === null ? g : add(t.grad, g);
+        continue;
+      }
+      const needs = node.inputs.map((x) => x.requiresGrad);
+      const ins = node.backward(g, needs);
+      if (!retainGraph) t.gradFn = null; // release what the closure captured
+      for (let i = 0; i < node.inputs.length; i++) {
+        const gi = ins[i];
+        if (!needs[i] || gi === null || gi === undefined) continue;
+        const x = node.inputs[i]!;
+        const have = grads.get(x);
+        grads.set(x, have === undefined ? gi : add(have, gi));
+      }
+    }
+  } finally {
+    gradEnabled = prev;
+  }
+}

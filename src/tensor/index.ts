@@ -1,0 +1,12 @@
+/** The tensor layer's public surface: Tensor, creation, autograd controls, RNG and every op. */
+export { Tensor, tensor, indexTensor, zeros, ones, full, scalar, arange, type DType, type Storage } from "./tensor.js";
+export { noGrad, isGradEnabled } from "./autograd.js";
+export { Rng, randn, randUniform, kaimingUniform } from "./random.js";
+export { add, sub, mul, div, pow, neg, exp, log, sqrt, rsqrt, tanh, sigmoid, relu, silu, gelu, abs, maximum, minimum } from "./ops/elementwise.js";
+export { sum, mean, max, norm, sumTo } from "./ops/reduce.js";
+export { reshape, flatten, permute, transpose, slice, expand, unsqueeze, squeeze, contiguous, cat, split } from "./ops/view.js";
+export { matmul, linear } from "./ops/matmul.js";
+export {
+  softmax, logSoftmax, crossEntropy, rmsNorm, layerNorm, rope, scaledDotProductAttention, embedding, dropout, where, maskedFill, conv2d,
+} from "./ops/nn.js";
+export { f32ToF16, f16ToF32, f32ToBf16, bf16ToF32 } from "./half.js";
