@@ -1,0 +1,2 @@
+export { Module, type Layer } from "./module.js";
+export { Linear, Conv1D, Embedding, Conv2d, RMSNorm, LayerNorm, Dropout } from "./layers.js";
