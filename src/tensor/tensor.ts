@@ -31,6 +31,8 @@ export class Tensor {
   data: Storage;
   requiresGrad = false;
   grad: Tensor | null = null;
+  /** Bumped by whoever writes `data` in place (optimizers, merges), so caches derived from it can tell they are stale. */
+  version = 0;
   gradFn: GradNode | null = null;
 
   constructor(data: Storage, shape: readonly number[], opts: { strides?: readonly number[]; offset?: number; dtype?: DType } = {}) {
