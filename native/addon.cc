@@ -1,0 +1,129 @@
+// Node-API bindings (plain C node_api.h, no npm dependency). Typed arrays are used in place
+// (napi_get_typedarray_info, zero copy); element offsets are added here. Range checks are the
+// TS adapter's job (src/backend/native/index.ts): this layer only checks argument kinds.
+#include <node_api.h>
+
+#include <cstdint>
+#include <cstring>
+#include <string>
+
+#include "gemm.h"
+#include "pool.h"
+
+namespace {
+
+using dora::GemmArgs;
+
+bool fail(napi_env env, const char* msg) {
+  napi_throw_error(env, "DORA_NATIVE", msg);
+  return false;
+}
+
+bool get_i64(napi_env env, napi_value v, int64_t* out) {
+  if (napi_get_value_int64(env, v, out) != napi_ok) return fail(env, "dora_native: expected a number");
+  return true;
+}
+
+template <typename T>
+bool get_array(napi_env env, napi_value v, napi_typedarray_type want, T** out, size_t* len) {
+  napi_typedarray_type type;
+  void* data;
+  napi_value ab;
+  size_t off;
+  if (napi_get_typedarray_info(env, v, &type, len, &data, &ab, &off) != napi_ok || type != want)
+    return fail(env, "dora_native: expected a typed array of the kernel's element type");
+  *out = static_cast<T*>(data);  // already adjusted by the view's byte offset
+  return true;
+}
+
+// Shared argument parsing of gemm / gemmNaive:
+// (form, m, n, k, a, aOff, lda, strideA, b, bOff, ldb, strideB, c, cOff, ldc, strideC, batch, accumulate)
+bool parse_gemm(napi_env env, napi_callback_info info, GemmArgs* g) {
+  size_t argc = 18;
+  napi_value v[18];
+  napi_get_cb_info(env, info, &argc, v, nullptr, nullptr);
+  if (argc != 18) return fail(env, "dora_native.gemm: expected 18 arguments");
+  int64_t form, aOff, bOff, cOff;
+  float *a, *b, *c;
+  size_t la, lb, lc;
+  bool acc;
+  if (!get_i64(env, v[0], &form) || !get_i64(env, v[1], &g->m) || !get_i64(env, v[2], &g->n) ||
+      !get_i64(env, v[3], &g->k) || !get_array(env, v[4], napi_float32_array, &a, &la) ||
+      !get_i64(env, v[5], &aOff) || !get_i64(env, v[6], &g->lda) || !get_i64(env, v[7], &g->strideA) ||
+      !get_array(env, v[8], napi_float32_array, &b, &lb) || !get_i64(env, v[9], &bOff) ||
+      !get_i64(env, v[10], &g->ldb) || !get_i64(env, v[11], &g->strideB) ||
+      !get_array(env, v[12], napi_float32_array, &c, &lc) || !get_i64(env, v[13], &cOff) ||
+      !get_i64(env, v[14], &g->ldc) || !get_i64(env, v[15], &g->strideC) || !get_i64(env, v[16], &g->batch))
+    return false;
+  if (napi_get_value_bool(env, v[17], &acc) != napi_ok) return fail(env, "dora_native.gemm: accumulate must be a boolean");
+  g->form = static_cast<int>(form);
+  g->a = a + aOff;
+  g->b = b + bOff;
+  g->c = c + cOff;
+  g->accumulate = acc;
+  return true;
+}
+
+napi_value Gemm(napi_env env, napi_callback_info info) {
+  GemmArgs g;
+  if (parse_gemm(env, info, &g)) dora::gemm(g);
+  return nullptr;
+}
+
+napi_value GemmNaive(napi_env env, napi_callback_info info) {
+  GemmArgs g;
+  if (parse_gemm(env, info, &g)) dora::gemm_naive(g);
+  return nullptr;
+}
+
+napi_value SetNumThreads(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value v;
+  napi_get_cb_info(env, info, &argc, &v, nullptr, nullptr);
+  int64_t n;
+  if (argc == 1 && get_i64(env, v, &n)) dora::set_num_threads(static_cast<int>(n));
+  return nullptr;
+}
+
+napi_value NumThreads(napi_env env, napi_callback_info) {
+  napi_value r;
+  napi_create_int32(env, dora::num_threads(), &r);
+  return r;
+}
+
+napi_value Isa(napi_env env, napi_callback_info) {
+  napi_value r;
+  napi_create_string_utf8(env, dora::gemm_kernel().isa, NAPI_AUTO_LENGTH, &r);
+  return r;
+}
+
+// setIsa(name) -> boolean: for tests and benches of the slower paths on a capable machine.
+napi_value SetIsa(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value v;
+  napi_get_cb_info(env, info, &argc, &v, nullptr, nullptr);
+  char buf[32] = {0};
+  size_t len = 0;
+  bool ok = argc == 1 && napi_get_value_string_utf8(env, v, buf, sizeof buf, &len) == napi_ok &&
+            dora::gemm_set_isa(buf);
+  napi_value r;
+  napi_get_boolean(env, ok, &r);
+  return r;
+}
+
+napi_value Init(napi_env env, napi_value exports) {
+  const napi_property_descriptor props[] = {
+      {"gemm", nullptr, Gemm, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"gemmNaive", nullptr, GemmNaive, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"setNumThreads", nullptr, SetNumThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"numThreads", nullptr, NumThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"isa", nullptr, Isa, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"setIsa", nullptr, SetIsa, nullptr, nullptr, nullptr, napi_default, nullptr},
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  return exports;
+}
+
+}  // namespace
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, Init)

@@ -1,0 +1,53 @@
+// SGEMM with the semantics of Backend.gemm (src/backend/backend.ts): row-major, forms nn / nt / tn,
+// leading dimensions, batch strides (0 broadcasts), accumulate flag. No validation here: the TS
+// adapter checks every extent before calling.
+#pragma once
+#include <cstdint>
+
+namespace dora {
+
+enum GemmForm : int { kNN = 0, kNT = 1, kTN = 2 };
+
+struct GemmArgs {
+  int form;
+  int64_t m, n, k;
+  const float* a; int64_t lda, strideA;
+  const float* b; int64_t ldb, strideB;
+  float* c; int64_t ldc, strideC;
+  int64_t batch;
+  bool accumulate;
+};
+
+// Micro-kernel: C[MR×NR] (row stride ldc) = (beta ? C : 0) + Apanel·Bpanel over kc steps.
+// Apanel: kc groups of MR floats (one column of the A sliver each); Bpanel: kc rows of NR floats.
+using MicroKernel = void (*)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int beta);
+// Packing routines (see gemm.cc): A[i0:+mc, p0:+kc] into mr-row slivers, B[p0:+kc, j0:+nc] into nr-column
+// slivers, zero-padding ragged edges. `a`/`b` point at the operand's storage; `form` says how to read it.
+using PackFn = void (*)(int form, const float* src, int64_t ld, int64_t r0, int64_t p0, int64_t rows, int64_t kc, float* dst);
+
+struct GemmKernel {
+  const char* isa;
+  int mr, nr;          // register tile
+  int64_t kc, mc, nc;  // cache blocking: A block mc×kc (L3), B block kc×nc (L2), A sliver mr×kc (L1)
+  MicroKernel kernel;
+  PackFn pack_a;       // nullptr: the generic packers in gemm.cc
+  PackFn pack_b;       // (pack_b's r0/rows are j0/nc: columns of B)
+};
+
+// Tuned entry point: blocked, packed, threaded over the persistent pool.
+void gemm(const GemmArgs& g);
+// Plain triple loop, float32 accumulation, single-threaded: the in-tree reference for tests.
+void gemm_naive(const GemmArgs& g);
+
+// ISA selection (dispatch.cc). isa: "avx512" | "avx2" | "portable"; returns false if unsupported here.
+bool gemm_set_isa(const char* isa);
+const GemmKernel& gemm_kernel();
+
+// Kernels per ISA (only linked where built).
+extern const GemmKernel kGemmPortable;
+#ifdef DORA_X86_KERNELS
+extern const GemmKernel kGemmAvx512;
+extern const GemmKernel kGemmAvx2;
+#endif
+
+}  // namespace dora

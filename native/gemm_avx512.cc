@@ -1,0 +1,136 @@
+// AVX-512 SGEMM micro-kernel, 14×32: 28 zmm accumulators, per k step two aligned loads of the B
+// sliver and 14 broadcasts of the A sliver (folded into the FMAs as {1to16} memory operands).
+// Compiled with -mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma; called only after dispatch.cc
+// has checked the CPU.
+#include <immintrin.h>
+
+#include "gemm.h"
+
+namespace dora {
+namespace {
+
+constexpr int MR = 14, NR = 32;
+
+void kernel_14x32(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int beta) {
+  __m512 acc[MR][2];
+#pragma GCC unroll 14
+  for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+  for (int64_t p = 0; p < kc; p++) {
+    const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+    _mm_prefetch(reinterpret_cast<const char*>(b + 8 * NR), _MM_HINT_T0);
+#pragma GCC unroll 14
+    for (int r = 0; r < MR; r++) {
+      const __m512 av = _mm512_set1_ps(a[r]);
+      acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);
+      acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);
+    }
+    a += MR;
+    b += NR;
+  }
+  if (beta) {
+#pragma GCC unroll 14
+    for (int r = 0; r < MR; r++) {
+      float* cr = c + r * ldc;
+      _mm512_storeu_ps(cr, _mm512_add_ps(_mm512_loadu_ps(cr), acc[r][0]));
+      _mm512_storeu_ps(cr + 16, _mm512_add_ps(_mm512_loadu_ps(cr + 16), acc[r][1]));
+    }
+  } else {
+#pragma GCC unroll 14
+    for (int r = 0; r < MR; r++) {
+      float* cr = c + r * ldc;
+      _mm512_storeu_ps(cr, acc[r][0]);
+      _mm512_storeu_ps(cr + 16, acc[r][1]);
+    }
+  }
+}
+
+// In-register 16×16 transpose: r[i] holds row i on entry, column i on exit.
+inline void transpose16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {
+    r[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
+    r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
+    r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+  }
+  // r[i] now: 4 rows' 4-element groups per 128-bit lane; combine lanes across groups of 4 rows.
+  for (int i = 0; i < 4; i++) {
+    t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
+    t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xDD);
+    t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
+    t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xDD);
+  }
+  for (int i = 0; i < 4; i++) {
+    r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+    r[i + 4] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0x88);
+    r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xDD);
+    r[i + 12] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0xDD);
+  }
+}
+
+// Transposing pack: `lanes` (≤ 16) storage rows of `src` (row stride ld, starting at column p0), each
+// read along kc, written so that step p holds the lanes contiguously at dst + p·pitch + lane.
+inline void pack_transpose(const float* src, int64_t ld, int lanes, int64_t kc, float* dst, int pitch) {
+  const __mmask16 lm = static_cast<__mmask16>((1u << lanes) - 1);
+  int64_t p = 0;
+  for (; p + 16 <= kc; p += 16) {
+    __m512 r[16];
+    for (int i = 0; i < 16; i++) r[i] = i < lanes ? _mm512_loadu_ps(src + i * ld + p) : _mm512_setzero_ps();
+    transpose16(r);
+    for (int q = 0; q < 16; q++) _mm512_mask_storeu_ps(dst + (p + q) * pitch, lm, r[q]);
+  }
+  if (p < kc) {
+    const __mmask16 km = static_cast<__mmask16>((1u << (kc - p)) - 1);
+    __m512 r[16];
+    for (int i = 0; i < 16; i++) r[i] = i < lanes ? _mm512_maskz_loadu_ps(km, src + i * ld + p) : _mm512_setzero_ps();
+    transpose16(r);
+    for (int q = 0; q < kc - p; q++) _mm512_mask_storeu_ps(dst + (p + q) * pitch, lm, r[q]);
+  }
+}
+
+// Contiguous pack: step p copies `lanes` floats from src + p·ld to dst + p·pitch, zero-filling to `width`.
+inline void pack_copy(const float* src, int64_t ld, int lanes, int64_t kc, float* dst, int width) {
+  for (int off = 0; off < width; off += 16) {
+    const int n = lanes - off;
+    const __mmask16 m = n >= 16 ? 0xFFFF : n <= 0 ? 0 : static_cast<__mmask16>((1u << n) - 1);
+    const __mmask16 wm = width - off >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (width - off)) - 1);
+    for (int64_t p = 0; p < kc; p++)
+      _mm512_mask_storeu_ps(dst + p * width + off, wm, _mm512_maskz_loadu_ps(m, src + p * ld + off));
+  }
+}
+
+void pack_a_avx512(int form, const float* a, int64_t lda, int64_t i0, int64_t p0, int64_t mc, int64_t kc, float* dst) {
+  for (int64_t s = 0; s < mc; s += MR) {
+    const int rows = static_cast<int>(mc - s < MR ? mc - s : MR);
+    if (form == kTN) pack_copy(a + p0 * lda + i0 + s, lda, rows, kc, dst, MR);
+    else pack_transpose(a + (i0 + s) * lda + p0, lda, rows, kc, dst, MR);
+    dst += MR * kc;
+  }
+}
+
+void pack_b_avx512(int form, const float* b, int64_t ldb, int64_t j0, int64_t p0, int64_t nc, int64_t kc, float* dst) {
+  for (int64_t s = 0; s < nc; s += NR) {
+    const int cols = static_cast<int>(nc - s < NR ? nc - s : NR);
+    if (form != kNT) {
+      pack_copy(b + p0 * ldb + j0 + s, ldb, cols, kc, dst, NR);
+    } else {
+      for (int h = 0; h < NR; h += 16) {
+        const int lanes = cols - h <= 0 ? 0 : cols - h >= 16 ? 16 : cols - h;
+        pack_transpose(b + (j0 + s + h) * ldb + p0, ldb, lanes, kc, dst + h, NR);
+        if (lanes == 0) for (int64_t p = 0; p < kc; p++) _mm512_store_ps(dst + p * NR + h, _mm512_setzero_ps());
+      }
+    }
+    dst += NR * kc;
+  }
+}
+
+}  // namespace
+
+// kc·NR·4 = 48 KiB B sliver streamed from L2; A sliver mr·kc·4 = 21 KiB in L1; B block kc×nc = 1.5 MiB.
+extern const GemmKernel kGemmAvx512 = {"avx512", MR, NR, 384, 2016, 1024, kernel_14x32, pack_a_avx512, pack_b_avx512};
+
+}  // namespace dora

@@ -1,0 +1,105 @@
+/**
+ * Loads the Node-API addon (build/Release/dora_native.node, built from native/ by `npm ci`) and wraps
+ * its GEMM with the range checks the C++ side leaves out: every operand's extent is checked against
+ * its array before the call, so a bad call throws an Error naming the op instead of crashing.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { GemmForm } from "../backend.js";
+
+/** The raw addon surface (native/addon.cc). Offsets, strides and sizes are in elements. */
+export interface NativeAddon {
+  gemm(form: number, m: number, n: number, k: number,
+    a: Float32Array, aOff: number, lda: number, strideA: number,
+    b: Float32Array, bOff: number, ldb: number, strideB: number,
+    c: Float32Array, cOff: number, ldc: number, strideC: number,
+    batch: number, accumulate: boolean): void;
+  gemmNaive: NativeAddon["gemm"];
+  setNumThreads(n: number): void;
+  numThreads(): number;
+  isa(): "avx512" | "avx2" | "portable";
+  setIsa(isa: string): boolean;
+}
+
+/** The package root: the nearest folder upwards holding the package.json of dora-ts (src/ or dist/ alike). */
+function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const pj = join(dir, "package.json");
+    if (existsSync(pj)) {
+      try {
+        if ((JSON.parse(readFileSync(pj, "utf8")) as { name?: string }).name === "dora-ts") return dir;
+      } catch { /* unreadable package.json: keep walking */ }
+    }
+    const up = dirname(dir);
+    if (up === dir) throw new Error(`dora-ts native backend: no package.json named dora-ts above ${fileURLToPath(import.meta.url)}`);
+    dir = up;
+  }
+}
+
+let cached: NativeAddon | undefined;
+
+/** Loads the addon once; throws an Error (with the loader's error as `cause`) if it is missing or broken. */
+export function loadAddon(): NativeAddon {
+  if (cached) return cached;
+  const root = packageRoot();
+  const file = join(root, "build", "Release", "dora_native.node");
+  try {
+    cached = createRequire(import.meta.url)(file) as NativeAddon;
+  } catch (cause) {
+    throw new Error(`dora-ts native backend: cannot load ${file} (build it with \`npm ci\` or \`npx node-gyp rebuild\`)`, { cause });
+  }
+  return cached;
+}
+
+const FORMS: Record<GemmForm, number> = { nn: 0, nt: 1, tn: 2 };
+
+function isCount(x: number): boolean {
+  return Number.isSafeInteger(x) && x >= 0;
+}
+
+/**
+ * Throws unless every element GEMM touches lies inside its array. Storage extents per form:
+ * A is m×k (nn, nt) or k×m (tn); B is k×n (nn, tn) or n×k (nt); C is m×n.
+ */
+export function checkGemm(
+  form: GemmForm, m: number, n: number, k: number,
+  a: Float32Array, aOff: number, lda: number, strideA: number,
+  b: Float32Array, bOff: number, ldb: number, strideB: number,
+  c: Float32Array, cOff: number, ldc: number, strideC: number,
+  batch: number,
+): void {
+  const op = `gemm(${form}, m=${m}, n=${n}, k=${k}, batch=${batch})`;
+  if (FORMS[form] === undefined) throw new Error(`${op}: form must be "nn", "nt" or "tn", got ${String(form)}`);
+  const ints = { m, n, k, aOff, lda, strideA, bOff, ldb, strideB, cOff, ldc, strideC, batch };
+  for (const [name, v] of Object.entries(ints))
+    if (!isCount(v)) throw new Error(`${op}: ${name} must be a non-negative integer, got ${v}`);
+  if (m === 0 || n === 0 || batch === 0) return;
+  const operand = (name: string, arr: Float32Array, off: number, ld: number, stride: number, rows: number, cols: number): void => {
+    if (!(arr instanceof Float32Array)) throw new Error(`${op}: ${name} must be a Float32Array`);
+    if (rows === 0 || cols === 0) return;
+    if (ld < cols) throw new Error(`${op}: ld${name.toLowerCase()}=${ld} must be >= ${cols} (${name} is ${rows}x${cols} in storage)`);
+    const end = off + (batch - 1) * stride + (rows - 1) * ld + cols;
+    if (end > arr.length)
+      throw new Error(`${op}: ${name} (${rows}x${cols}, ld=${ld}, offset=${off}, batch stride=${stride}) needs ${end} elements, array has ${arr.length}`);
+  };
+  operand("A", a, aOff, lda, strideA, form === "tn" ? k : m, form === "tn" ? m : k);
+  operand("B", b, bOff, ldb, strideB, form === "nt" ? n : k, form === "nt" ? k : n);
+  operand("C", c, cOff, ldc, strideC, m, n);
+}
+
+/** Backend.gemm on the addon, checked. `naive` picks the in-tree reference loop (tests only). */
+export function nativeGemm(
+  addon: NativeAddon,
+  form: GemmForm, m: number, n: number, k: number,
+  a: Float32Array, aOff: number, lda: number, strideA: number,
+  b: Float32Array, bOff: number, ldb: number, strideB: number,
+  c: Float32Array, cOff: number, ldc: number, strideC: number,
+  batch: number, accumulate: boolean, naive = false,
+): void {
+  checkGemm(form, m, n, k, a, aOff, lda, strideA, b, bOff, ldb, strideB, c, cOff, ldc, strideC, batch);
+  const f = naive ? addon.gemmNaive : addon.gemm;
+  f(FORMS[form], m, n, k, a, aOff, lda, strideA, b, bOff, ldb, strideB, c, cOff, ldc, strideC, batch, accumulate === true);
+}
