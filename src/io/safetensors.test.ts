@@ -318,6 +318,32 @@ describe("corrupted files", () => {
     });
   }
 
+  it("random corruption of a real file gives a SafetensorsError or a consistent file, never a crash", () => {
+    const good = readFileSync(join(GOLDEN, "tiny_llama_dora_adapter/adapter_model.safetensors"));
+    const n = Number(good.readBigUInt64LE(0));
+    let seed = 7;
+    const rand = (k: number) => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return seed % k; };
+    const p = join(dir, "fuzz.safetensors");
+    let rejected = 0;
+    for (let trial = 0; trial < 400; trial++) {
+      const b = Buffer.from(good);
+      const kind = trial % 4;
+      if (kind === 0) b[rand(8)] = rand(256); // length prefix
+      else if (kind === 1) for (let j = 0; j < 3; j++) b[8 + rand(n)] = 32 + rand(95); // header text
+      else if (kind === 2) b[8 + rand(n)] = "0123456789"[rand(10)]!.charCodeAt(0); // a digit: shapes and offsets
+      writeFileSync(p, kind === 3 ? b.subarray(0, rand(b.length)) : b); // kind 3: truncation
+      try {
+        const f = SafetensorsFile.openSync(p);
+        for (const k of f.keys()) f.readRaw(k);
+        f.close();
+      } catch (e) {
+        if (!(e instanceof SafetensorsError) || !e.message.startsWith(p)) throw e;
+        rejected++;
+      }
+    }
+    expect(rejected).toBeGreaterThan(200);
+  });
+
   it("a valid __proto__ tensor in a hand-written header reads normally", () => {
     const p = rawFile("p.safetensors", '{"__proto__":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}', new Uint8Array(Float32Array.of(3).buffer));
     withSafetensors(p, (f) => { expect(f.keys()).toEqual(["__proto__"]); expect(Array.from(f.readFloat32("__proto__"))).toEqual([3]); });
