@@ -60,9 +60,15 @@ function isCount(x: number): boolean {
   return Number.isSafeInteger(x) && x >= 0;
 }
 
+/** Elements an operand spans: offset + (batch−1)·stride + (rows−1)·ld + cols (0 when empty). */
+function extent(off: number, ld: number, stride: number, rows: number, cols: number, batch: number): number {
+  return rows === 0 || cols === 0 ? 0 : off + (batch - 1) * stride + (rows - 1) * ld + cols;
+}
+
 /**
  * Throws unless every element GEMM touches lies inside its array. Storage extents per form:
  * A is m×k (nn, nt) or k×m (tn); B is k×n (nn, tn) or n×k (nt); C is m×n.
+ * The fast path is a handful of comparisons (this runs on every call); messages are built only on failure.
  */
 export function checkGemm(
   form: GemmForm, m: number, n: number, k: number,
@@ -71,23 +77,46 @@ export function checkGemm(
   c: Float32Array, cOff: number, ldc: number, strideC: number,
   batch: number,
 ): void {
-  const op = `gemm(${form}, m=${m}, n=${n}, k=${k}, batch=${batch})`;
+  const tn = form === "tn", nt = form === "nt";
+  const aRows = tn ? k : m, aCols = tn ? m : k, bRows = nt ? n : k, bCols = nt ? k : n;
+  if ((form === "nn" || tn || nt) &&
+    isCount(m) && isCount(n) && isCount(k) && isCount(batch) &&
+    isCount(aOff) && isCount(lda) && isCount(strideA) && isCount(bOff) && isCount(ldb) && isCount(strideB) &&
+    isCount(cOff) && isCount(ldc) && isCount(strideC) &&
+    a instanceof Float32Array && b instanceof Float32Array && c instanceof Float32Array &&
+    (m === 0 || n === 0 || batch === 0 ||
+      (lda >= aCols && ldb >= bCols && ldc >= n &&
+        extent(aOff, lda, strideA, aRows, aCols, batch) <= a.length &&
+        extent(bOff, ldb, strideB, bRows, bCols, batch) <= b.length &&
+        extent(cOff, ldc, strideC, m, n, batch) <= c.length))) return;
+  gemmArgError(form, m, n, k, a, aOff, lda, strideA, b, bOff, ldb, strideB, c, cOff, ldc, strideC, batch);
+}
+
+/** Slow path of checkGemm: finds the first bad argument and throws an Error naming it. */
+function gemmArgError(
+  form: GemmForm, m: number, n: number, k: number,
+  a: Float32Array, aOff: number, lda: number, strideA: number,
+  b: Float32Array, bOff: number, ldb: number, strideB: number,
+  c: Float32Array, cOff: number, ldc: number, strideC: number,
+  batch: number,
+): never {
+  const op = `gemm(${String(form)}, m=${m}, n=${n}, k=${k}, batch=${batch})`;
   if (FORMS[form] === undefined) throw new Error(`${op}: form must be "nn", "nt" or "tn", got ${String(form)}`);
   const ints = { m, n, k, aOff, lda, strideA, bOff, ldb, strideB, cOff, ldc, strideC, batch };
   for (const [name, v] of Object.entries(ints))
     if (!isCount(v)) throw new Error(`${op}: ${name} must be a non-negative integer, got ${v}`);
-  if (m === 0 || n === 0 || batch === 0) return;
   const operand = (name: string, arr: Float32Array, off: number, ld: number, stride: number, rows: number, cols: number): void => {
-    if (!(arr instanceof Float32Array)) throw new Error(`${op}: ${name} must be a Float32Array`);
-    if (rows === 0 || cols === 0) return;
+    if (!(arr instanceof Float32Array)) throw new Error(`${op}: ${name} must be a Float32Array, got ${Object.prototype.toString.call(arr)}`);
+    if (m === 0 || n === 0 || batch === 0 || rows === 0 || cols === 0) return;
     if (ld < cols) throw new Error(`${op}: ld${name.toLowerCase()}=${ld} must be >= ${cols} (${name} is ${rows}x${cols} in storage)`);
-    const end = off + (batch - 1) * stride + (rows - 1) * ld + cols;
+    const end = extent(off, ld, stride, rows, cols, batch);
     if (end > arr.length)
       throw new Error(`${op}: ${name} (${rows}x${cols}, ld=${ld}, offset=${off}, batch stride=${stride}) needs ${end} elements, array has ${arr.length}`);
   };
   operand("A", a, aOff, lda, strideA, form === "tn" ? k : m, form === "tn" ? m : k);
   operand("B", b, bOff, ldb, strideB, form === "nt" ? n : k, form === "nt" ? k : n);
   operand("C", c, cOff, ldc, strideC, m, n);
+  throw new Error(`${op}: invalid arguments`);
 }
 
 /** Backend.gemm on the addon, checked. `naive` picks the in-tree reference loop (tests only). */
@@ -101,5 +130,5 @@ export function nativeGemm(
 ): void {
   checkGemm(form, m, n, k, a, aOff, lda, strideA, b, bOff, ldb, strideB, c, cOff, ldc, strideC, batch);
   const f = naive ? addon.gemmNaive : addon.gemm;
-  f(FORMS[form], m, n, k, a, aOff, lda, strideA, b, bOff, ldb, strideB, c, cOff, ldc, strideC, batch, accumulate === true);
+  f(form === "nn" ? 0 : form === "nt" ? 1 : 2, m, n, k, a, aOff, lda, strideA, b, bOff, ldb, strideB, c, cOff, ldc, strideC, batch, accumulate === true);
 }
