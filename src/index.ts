@@ -1,0 +1,15 @@
+/**
+ * dora-ts public API. Everything a user (and the `dora` CLI) needs is exported here by name; namespaces group
+ * the lower layers so `import { tensor } from "dora-ts"` reads like `torch`.
+ */
+export * as backend from "./backend/index.js";
+export * as tensor from "./tensor/index.js";
+export * as nn from "./nn/index.js";
+export * as io from "./io/index.js";
+export { Tensor, Rng, noGrad } from "./tensor/index.js";
+export { HfTokenizer, TokenStreamDecoder } from "./models/tokenizer.js";
+export { AdamW, SGD, clipGradNorm, type NamedParam, type Optimizer } from "./train/optim.js";
+export { lrMultiplier, SCHEDULER_TYPES, type SchedulerType } from "./train/schedule.js";
+export { loadDataset, collate, packExamples, alpacaPrompt, IGNORE_INDEX, DataError, type Example, type Batch } from "./train/data.js";
+export { Trainer, DEFAULT_TRAINING_ARGUMENTS, NonFiniteLossError, type TrainingArguments, type LogRecord } from "./train/trainer.js";
+export { Progress } from "./train/progress.js";
