@@ -130,7 +130,8 @@ void pack_b_avx512(int form, const float* b, int64_t ldb, int64_t j0, int64_t p0
 
 }  // namespace
 
-// kc·NR·4 = 48 KiB B sliver streamed from L2; A sliver mr·kc·4 = 21 KiB in L1; B block kc×nc = 1.5 MiB.
-extern const GemmKernel kGemmAvx512 = {"avx512", MR, NR, 384, 2016, 1024, kernel_14x32, pack_a_avx512, pack_b_avx512};
+// kc·NR·4 = 48 KiB B sliver streamed from L2; A sliver mr·kc·4 = 21 KiB in L1; B block kc×nc = 768 KiB
+// (kc 384 / nc 512 measured best among kc 256-512, nc 384-1536 on the 2-core Zen 5 box).
+extern const GemmKernel kGemmAvx512 = {"avx512", MR, NR, 384, 2016, 512, kernel_14x32, pack_a_avx512, pack_b_avx512};
 
 }  // namespace dora
