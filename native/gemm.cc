@@ -316,7 +316,7 @@ void gemm(const GemmArgs& g) {
 
 // ---- portable micro-kernel: plain loops the compiler vectorizes for the baseline ISA ----
 namespace {
-constexpr int kPMR = 6, kPNR = 16;
+constexpr int kPMR = 4, kPNR = 8;
 void kernel_portable(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int beta) {
   float acc[kPMR][kPNR] = {};
   for (int64_t p = 0; p < kc; p++) {
