@@ -16,6 +16,9 @@ function run(cmd, args, env = {}) {
 
 let status = run("npx", ["tsc", "-p", "tsconfig.json", "--noEmit"]);
 if (status !== 0) { console.error("type check failed"); process.exit(status); }
+// the CLI tests run bin/dora.js, which loads dist/: rebuild it so they test this tree
+status = run("npx", ["tsc", "-p", "tsconfig.build.json"]);
+if (status !== 0) { console.error("build failed"); process.exit(status); }
 
 let passed = 0, failed = 0, skipped = 0;
 for (const backend of ["native", "js"]) {

@@ -6,6 +6,7 @@ export * as backend from "./backend/index.js";
 export * as tensor from "./tensor/index.js";
 export * as nn from "./nn/index.js";
 export * as io from "./io/index.js";
+export * as models from "./models/index.js";
 export { Tensor, Rng, noGrad } from "./tensor/index.js";
 export { HfTokenizer, TokenStreamDecoder } from "./models/tokenizer.js";
 export { AdamW, SGD, clipGradNorm, type NamedParam, type Optimizer } from "./train/optim.js";
