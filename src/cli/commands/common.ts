@@ -2,7 +2,7 @@
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { UsageError } from "../args.js";
-import { HfTokenizer } from "../../index.js";
+import { HfTokenizer, models } from "../../index.js";
 
 /** A path given by --flag must exist (and be a folder / a file when asked). */
 export function requirePath(flag: string, path: string | undefined, kind: "dir" | "file" | "any" = "any"): string {
@@ -22,4 +22,13 @@ export function tokenizerIfAny(dir: string): HfTokenizer | null {
 
 export function formatCount(n: number): string {
   return n.toLocaleString("en-US");
+}
+
+/** --model: a local folder, or a hub id (downloaded once into the HF cache). */
+export async function openModel(flag: string, value: string | undefined): Promise<{ model: models.CausalLM; dir: string }> {
+  if (value === undefined) throw new UsageError(`missing required flag --${flag}`);
+  if (!existsSync(value) && !models.looksLikeHubId(value)) throw new UsageError(`--${flag} ${value}: no such folder (and not a hub id)`);
+  if (existsSync(value)) requirePath(flag, value, "dir");
+  const dir = existsSync(value) ? value : await models.downloadModel(value);
+  return { model: models.loadModelFromDir(dir), dir };
 }
