@@ -104,7 +104,8 @@ describe("save and load", () => {
     const q = (m: typeof wide): string => m.getSubmodule("model.layers.0.self_attn.q_proj").param("weight").dtype;
     expect([q(wide), q(half)]).toEqual(["float32", "bfloat16"]);
     expect(half.getSubmodule("model.norm").param("weight").dtype).toBe("float32");
-    noGrad(() => expectClose(half.forward(ids), wide.forward(ids).f32(), "bf16 storage logits", { rtol: 0, atol: 0 }));
+    // same values; widening a transposed 16-bit view may change the GEMM form and so the summation order
+    noGrad(() => expectClose(half.forward(ids), wide.forward(ids).f32(), "bf16 storage logits", { rtol: 1e-5, atol: 1e-6 }));
     // saving a 16-bit model in its own dtype writes the bits unchanged
     const d2 = tmp();
     saveModel(half, d2, { dtype: "bfloat16" });
