@@ -10,7 +10,8 @@
         "native/addon.cc",
         "native/pool.cc",
         "native/dispatch.cc",
-        "native/gemm.cc"
+        "native/gemm.cc",
+        "native/elementwise.cc"
       ],
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17", "-std=gnu++20", "-O2", "-O0"],
       "cflags_cc": ["-std=c++17", "-O3", "-fno-math-errno"],
@@ -36,7 +37,7 @@
         {
           "target_name": "dora_avx512",
           "type": "static_library",
-          "sources": ["native/gemm_avx512.cc"],
+          "sources": ["native/gemm_avx512.cc", "native/elementwise_avx512.cc"],
           "cflags_cc!": ["-std=gnu++17", "-std=gnu++20", "-O2", "-O0"],
           "cflags_cc": ["-std=c++17", "-O3", "-fno-math-errno", "-fPIC",
                         "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mfma",
@@ -49,7 +50,7 @@
         {
           "target_name": "dora_avx2",
           "type": "static_library",
-          "sources": ["native/gemm_avx2.cc"],
+          "sources": ["native/gemm_avx2.cc", "native/elementwise_avx2.cc"],
           "cflags_cc!": ["-std=gnu++17", "-std=gnu++20", "-O2", "-O0"],
           "cflags_cc": ["-std=c++17", "-O3", "-fno-math-errno", "-fPIC", "-mavx2", "-mfma"],
           "xcode_settings": {

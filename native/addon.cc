@@ -7,6 +7,7 @@
 #include <cstring>
 #include <string>
 
+#include "elementwise.h"
 #include "gemm.h"
 #include "pool.h"
 
@@ -111,6 +112,105 @@ napi_value SetIsa(napi_env env, napi_callback_info info) {
   return r;
 }
 
+// ---- elementwise and row kernels: argument readers, then one binding per kernel ----
+struct Args {
+  napi_env env;
+  napi_value v[12];
+  size_t argc = 12;
+  bool ok = true;
+  Args(napi_env e, napi_callback_info info, size_t want) : env(e) {
+    napi_get_cb_info(env, info, &argc, v, nullptr, nullptr);
+    if (argc != want) ok = fail(env, "dora_native: wrong number of arguments");
+  }
+  float* f32(int i, bool nullable = false) {
+    if (!ok) return nullptr;
+    napi_valuetype t;
+    napi_typeof(env, v[i], &t);
+    if (nullable && t == napi_null) return nullptr;
+    float* p = nullptr;
+    size_t len;
+    ok = get_array(env, v[i], napi_float32_array, &p, &len);
+    return p;
+  }
+  int64_t i64(int i) {
+    int64_t x = 0;
+    if (ok) ok = get_i64(env, v[i], &x);
+    return x;
+  }
+  double f64(int i) {
+    double x = 0;
+    if (ok && napi_get_value_double(env, v[i], &x) != napi_ok) ok = fail(env, "dora_native: expected a number");
+    return x;
+  }
+  bool flag(int i) {
+    bool x = false;
+    if (ok && napi_get_value_bool(env, v[i], &x) != napi_ok) ok = fail(env, "dora_native: expected a boolean");
+    return x;
+  }
+};
+
+napi_value UnaryForward(napi_env env, napi_callback_info info) {
+  Args a(env, info, 4);
+  int op = static_cast<int>(a.i64(0));
+  float *out = a.f32(1), *x = a.f32(2);
+  int64_t n = a.i64(3);
+  if (a.ok) dora::elementwise().unary_forward(op, out, x, n);
+  return nullptr;
+}
+
+napi_value UnaryBackward(napi_env env, napi_callback_info info) {
+  Args a(env, info, 6);
+  int op = static_cast<int>(a.i64(0));
+  float *dx = a.f32(1), *dy = a.f32(2), *x = a.f32(3), *y = a.f32(4);
+  int64_t n = a.i64(5);
+  if (a.ok) dora::elementwise().unary_backward(op, dx, dy, x, y, n);
+  return nullptr;
+}
+
+napi_value SoftmaxForward(napi_env env, napi_callback_info info) {
+  Args a(env, info, 5);
+  float *out = a.f32(0), *x = a.f32(1);
+  int64_t rows = a.i64(2), cols = a.i64(3);
+  bool log = a.flag(4);
+  if (a.ok) dora::elementwise().softmax_forward(out, x, rows, cols, log);
+  return nullptr;
+}
+
+napi_value SoftmaxBackward(napi_env env, napi_callback_info info) {
+  Args a(env, info, 6);
+  float *dx = a.f32(0), *dy = a.f32(1), *y = a.f32(2);
+  int64_t rows = a.i64(3), cols = a.i64(4);
+  bool log = a.flag(5);
+  if (a.ok) dora::elementwise().softmax_backward(dx, dy, y, rows, cols, log);
+  return nullptr;
+}
+
+napi_value RmsNormForward(napi_env env, napi_callback_info info) {
+  Args a(env, info, 7);
+  float *y = a.f32(0), *rstd = a.f32(1), *x = a.f32(2), *w = a.f32(3, true);
+  int64_t rows = a.i64(4), cols = a.i64(5);
+  double eps = a.f64(6);
+  if (a.ok) dora::elementwise().rmsnorm_forward(y, rstd, x, w, rows, cols, eps);
+  return nullptr;
+}
+
+napi_value RmsNormBackward(napi_env env, napi_callback_info info) {
+  Args a(env, info, 8);
+  float *dx = a.f32(0), *dw = a.f32(1, true), *dy = a.f32(2), *x = a.f32(3), *w = a.f32(4, true), *rstd = a.f32(5);
+  int64_t rows = a.i64(6), cols = a.i64(7);
+  if (a.ok) dora::elementwise().rmsnorm_backward(dx, dw, dy, x, w, rstd, rows, cols);
+  return nullptr;
+}
+
+napi_value AdamwStep(napi_env env, napi_callback_info info) {
+  Args a(env, info, 11);
+  float *p = a.f32(0), *g = a.f32(1), *m = a.f32(2), *v = a.f32(3);
+  int64_t n = a.i64(4);
+  double lr = a.f64(5), b1 = a.f64(6), b2 = a.f64(7), eps = a.f64(8), wd = a.f64(9), step = a.f64(10);
+  if (a.ok) dora::elementwise().adamw_step(p, g, m, v, n, lr, b1, b2, eps, wd, step);
+  return nullptr;
+}
+
 napi_value Init(napi_env env, napi_value exports) {
   const napi_property_descriptor props[] = {
       {"gemm", nullptr, Gemm, nullptr, nullptr, nullptr, napi_default, nullptr},
@@ -119,6 +219,13 @@ napi_value Init(napi_env env, napi_value exports) {
       {"numThreads", nullptr, NumThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"isa", nullptr, Isa, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setIsa", nullptr, SetIsa, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"unaryForward", nullptr, UnaryForward, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"unaryBackward", nullptr, UnaryBackward, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"softmaxForward", nullptr, SoftmaxForward, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"softmaxBackward", nullptr, SoftmaxBackward, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"rmsNormForward", nullptr, RmsNormForward, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"rmsNormBackward", nullptr, RmsNormBackward, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"adamwStep", nullptr, AdamwStep, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -21,6 +21,16 @@ export interface NativeAddon {
   numThreads(): number;
   isa(): "avx512" | "avx2" | "portable";
   setIsa(isa: string): boolean;
+  /** op: 0 exp, 1 silu, 2 gelu (tanh form). */
+  unaryForward(op: number, out: Float32Array, x: Float32Array, n: number): void;
+  unaryBackward(op: number, dx: Float32Array, dy: Float32Array, x: Float32Array, y: Float32Array, n: number): void;
+  softmaxForward(out: Float32Array, x: Float32Array, rows: number, cols: number, log: boolean): void;
+  softmaxBackward(dx: Float32Array, dy: Float32Array, y: Float32Array, rows: number, cols: number, log: boolean): void;
+  rmsNormForward(y: Float32Array, rstd: Float32Array, x: Float32Array, w: Float32Array | null, rows: number, cols: number, eps: number): void;
+  rmsNormBackward(dx: Float32Array, dw: Float32Array | null, dy: Float32Array, x: Float32Array, w: Float32Array | null,
+    rstd: Float32Array, rows: number, cols: number): void;
+  adamwStep(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, n: number,
+    lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number): void;
 }
 
 /** The package root: the nearest folder upwards holding the package.json of dora-ts (src/ or dist/ alike). */

@@ -1,11 +1,34 @@
 /**
- * The native backend: the Node-API addon (native/, loaded by ./addon.ts) for the kernels it implements,
- * the js backend (the spec) for the rest. GEMM runs natively with range checks in TS first; threading is
- * the addon's persistent pool (DORA_NUM_THREADS, or setNumThreads).
+ * The native backend: the Node-API addon (native/, loaded by ./addon.ts) for the kernels it implements
+ * (gemm; exp/silu/gelu; softmax; rmsNorm; adamwStep), the js backend (the spec) for the rest. Every
+ * native call is preceded by a size check against the arrays, so a bad call throws an Error naming the
+ * kernel instead of reading out of bounds. Threading is the addon's pool (DORA_NUM_THREADS, setNumThreads).
  */
-import type { Backend } from "../backend.js";
+import type { Backend, UnaryOp } from "../backend.js";
 import { jsBackend } from "../js/index.js";
 import { loadAddon, nativeGemm } from "./addon.js";
+
+const UNARY: Partial<Record<UnaryOp, number>> = { exp: 0, silu: 1, gelu: 2 };
+
+function isCount(x: number): boolean {
+  return Number.isSafeInteger(x) && x >= 0;
+}
+
+/** Throws unless each array holds at least `need` float32 elements (null allowed where `nullable`). */
+function checkArrays(op: string, sizes: string, need: number, arrays: Record<string, Float32Array | null>, nullable: string[] = []): void {
+  for (const [name, arr] of Object.entries(arrays)) {
+    if (arr === null && nullable.includes(name)) continue;
+    if (!(arr instanceof Float32Array)) throw new Error(`native ${op}(${sizes}): ${name} must be a Float32Array`);
+    if (arr.length < need) throw new Error(`native ${op}(${sizes}): ${name} has ${arr.length} elements, needs ${need}`);
+  }
+}
+
+function checkCounts(op: string, counts: Record<string, number>): string {
+  const sizes = Object.entries(counts).map(([k, v]) => `${k}=${v}`).join(", ");
+  for (const [k, v] of Object.entries(counts))
+    if (!isCount(v)) throw new Error(`native ${op}(${sizes}): ${k} must be a non-negative integer`);
+  return sizes;
+}
 
 /** Loads the addon and returns the native Backend; throws (with `cause`) when the addon cannot load. */
 export function loadNativeBackend(): Backend {
@@ -15,6 +38,49 @@ export function loadNativeBackend(): Backend {
     name: "native",
     gemm(form, m, n, k, a, aOff, lda, strideA, b, bOff, ldb, strideB, c, cOff, ldc, strideC, batch, accumulate) {
       nativeGemm(addon, form, m, n, k, a, aOff, lda, strideA, b, bOff, ldb, strideB, c, cOff, ldc, strideC, batch, accumulate);
+    },
+    unaryForward(op, out, x, n) {
+      const code = UNARY[op];
+      if (code === undefined) return jsBackend.unaryForward(op, out, x, n);
+      const sizes = checkCounts(`unaryForward[${op}]`, { n });
+      checkArrays(`unaryForward[${op}]`, sizes, n, { out, x });
+      addon.unaryForward(code, out, x, n);
+    },
+    unaryBackward(op, dx, dy, x, y, n) {
+      const code = UNARY[op];
+      if (code === undefined) return jsBackend.unaryBackward(op, dx, dy, x, y, n);
+      const sizes = checkCounts(`unaryBackward[${op}]`, { n });
+      checkArrays(`unaryBackward[${op}]`, sizes, n, { dx, dy, x, y });
+      addon.unaryBackward(code, dx, dy, x, y, n);
+    },
+    softmaxForward(out, x, rows, cols, log) {
+      const sizes = checkCounts("softmaxForward", { rows, cols });
+      checkArrays("softmaxForward", sizes, rows * cols, { out, x });
+      addon.softmaxForward(out, x, rows, cols, log === true);
+    },
+    softmaxBackward(dx, dy, y, rows, cols, log) {
+      const sizes = checkCounts("softmaxBackward", { rows, cols });
+      checkArrays("softmaxBackward", sizes, rows * cols, { dx, dy, y });
+      addon.softmaxBackward(dx, dy, y, rows, cols, log === true);
+    },
+    rmsNormForward(y, rstd, x, w, rows, cols, eps) {
+      const sizes = checkCounts("rmsNormForward", { rows, cols });
+      checkArrays("rmsNormForward", sizes, rows * cols, { y, x });
+      checkArrays("rmsNormForward", sizes, rows, { rstd });
+      checkArrays("rmsNormForward", sizes, cols, { w }, ["w"]);
+      addon.rmsNormForward(y, rstd, x, w, rows, cols, eps);
+    },
+    rmsNormBackward(dx, dw, dy, x, w, rstd, rows, cols) {
+      const sizes = checkCounts("rmsNormBackward", { rows, cols });
+      checkArrays("rmsNormBackward", sizes, rows * cols, { dx, dy, x });
+      checkArrays("rmsNormBackward", sizes, rows, { rstd });
+      checkArrays("rmsNormBackward", sizes, cols, { dw, w }, ["dw", "w"]);
+      addon.rmsNormBackward(dx, dw, dy, x, w, rstd, rows, cols);
+    },
+    adamwStep(p, g, m, v, n, lr, beta1, beta2, eps, weightDecay, step) {
+      const sizes = checkCounts("adamwStep", { n });
+      checkArrays("adamwStep", sizes, n, { p, g, m, v });
+      addon.adamwStep(p, g, m, v, n, lr, beta1, beta2, eps, weightDecay, step);
     },
   };
 }

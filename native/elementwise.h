@@ -1,0 +1,32 @@
+// Elementwise and row kernels with the semantics of the js spec (src/backend/js/elementwise.ts,
+// softmax.ts, norm.ts, misc.ts adamwStep). One source (elementwise_impl.h) compiled per ISA; the
+// table matching the GEMM's ISA is used. Arithmetic is float64 like the spec (exp included, by a
+// vectorizable polynomial in elementwise_impl.h), so results match the spec to float32 rounding.
+#pragma once
+#include <cstdint>
+
+namespace dora {
+
+enum UnaryOp : int { kExp = 0, kSilu = 1, kGelu = 2 };
+
+struct ElementwiseKernels {
+  void (*unary_forward)(int op, float* out, const float* x, int64_t n);
+  void (*unary_backward)(int op, float* dx, const float* dy, const float* x, const float* y, int64_t n);
+  void (*softmax_forward)(float* out, const float* x, int64_t rows, int64_t cols, bool log);
+  void (*softmax_backward)(float* dx, const float* dy, const float* y, int64_t rows, int64_t cols, bool log);
+  void (*rmsnorm_forward)(float* y, float* rstd, const float* x, const float* w, int64_t rows, int64_t cols, double eps);
+  void (*rmsnorm_backward)(float* dx, float* dw, const float* dy, const float* x, const float* w, const float* rstd,
+                           int64_t rows, int64_t cols);
+  void (*adamw_step)(float* p, const float* g, float* m, float* v, int64_t n, double lr, double beta1, double beta2,
+                     double eps, double weight_decay, double step);
+};
+
+const ElementwiseKernels& elementwise();
+
+extern const ElementwiseKernels kElementwisePortable;
+#ifdef DORA_X86_KERNELS
+extern const ElementwiseKernels kElementwiseAvx512;
+extern const ElementwiseKernels kElementwiseAvx2;
+#endif
+
+}  // namespace dora
