@@ -2,7 +2,7 @@
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { UsageError } from "../args.js";
-import { HfTokenizer, models } from "../../index.js";
+import { HfTokenizer, PeftModel, io, models } from "../../index.js";
 
 /** A path given by --flag must exist (and be a folder / a file when asked). */
 export function requirePath(flag: string, path: string | undefined, kind: "dir" | "file" | "any" = "any"): string {
@@ -31,4 +31,24 @@ export async function openModel(flag: string, value: string | undefined): Promis
   if (existsSync(value)) requirePath(flag, value, "dir");
   const dir = existsSync(value) ? value : await models.downloadModel(value);
   return { model: models.loadModelFromDir(dir), dir };
+}
+
+/** --adapter DIR: wrap the model with the PEFT adapter in DIR (frozen unless trainable); no flag → the model itself. */
+export function loadAdapterFlag(model: models.CausalLM, dir: string | undefined, trainable = false): models.CausalLM | PeftModel<models.CausalLM> {
+  if (dir === undefined) return model;
+  requirePath("adapter", dir, "dir");
+  if (!existsSync(join(dir, "adapter_config.json"))) throw new UsageError(`--adapter ${dir}: no adapter_config.json in this folder`);
+  return PeftModel.fromPretrained(model, dir, { isTrainable: trainable });
+}
+
+/** The storage dtype most of a model folder's weights use (merge writes the base's dtype by default). */
+export function weightsDtype(dir: string): "float32" | "float16" | "bfloat16" {
+  const src = io.openModelWeights(dir);
+  const count: Record<string, number> = {};
+  for (const k of src.keys()) {
+    const i = src.info(k);
+    count[i.dtype] = (count[i.dtype] ?? 0) + i.shape.reduce((a, b) => a * b, 1);
+  }
+  const top = Object.entries(count).sort((a, b) => b[1] - a[1])[0]?.[0];
+  return top === "F16" ? "float16" : top === "BF16" ? "bfloat16" : "float32";
 }

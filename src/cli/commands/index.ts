@@ -1,4 +1,8 @@
 import type { Command } from "../main.js";
+import { train } from "./train.js";
+import { evalCmd } from "./eval.js";
+import { mergeCmd } from "./merge.js";
+import { generateCmd } from "./generate.js";
 import { inspect } from "./inspect.js";
 
-export const COMMANDS: Command[] = [inspect];
+export const COMMANDS: Command[] = [train, evalCmd, mergeCmd, generateCmd, inspect];
