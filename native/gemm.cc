@@ -119,6 +119,7 @@ PackB pack_b_for(int nr) {
 struct Scratch {
   float* p = nullptr;
   size_t cap = 0;
+  ~Scratch() { std::free(p); }  // pool threads end when setNumThreads resizes the pool
   float* get(size_t n) {
     if (n > cap) {
       std::free(p);
@@ -175,6 +176,8 @@ void gemm_serial(const GemmKernel& K, int form, int64_t m, int64_t n, int64_t k,
             const float* bp = bbuf + jr * kc;
             if (rows == MR && cols == NR) {
               K.kernel(kc, ap, bp, crow + jr, ldc, beta);
+            } else if (K.edge) {
+              K.edge(kc, ap, bp, crow + jr, ldc, beta, static_cast<int>(rows), static_cast<int>(cols));
             } else {
               K.kernel(kc, ap, bp, tile, NR, 0);
               for (int64_t r = 0; r < rows; r++) {
@@ -335,6 +338,6 @@ void kernel_portable(int64_t kc, const float* a, const float* b, float* c, int64
 }
 }  // namespace
 
-const GemmKernel kGemmPortable = {"portable", kPMR, kPNR, 256, 1536, 512, kernel_portable, nullptr, nullptr};
+const GemmKernel kGemmPortable = {"portable", kPMR, kPNR, 256, 1536, 512, kernel_portable, nullptr, nullptr, nullptr};
 
 }  // namespace dora

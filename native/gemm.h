@@ -21,6 +21,8 @@ struct GemmArgs {
 // Micro-kernel: C[MR×NR] (row stride ldc) = (beta ? C : 0) + Apanel·Bpanel over kc steps.
 // Apanel: kc groups of MR floats (one column of the A sliver each); Bpanel: kc rows of NR floats.
 using MicroKernel = void (*)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int beta);
+// Edge variant: same packed operands, writes only rows×cols (rows ≤ MR, cols ≤ NR) of C.
+using EdgeKernel = void (*)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int beta, int rows, int cols);
 // Packing routines (see gemm.cc): A[i0:+mc, p0:+kc] into mr-row slivers, B[p0:+kc, j0:+nc] into nr-column
 // slivers, zero-padding ragged edges. `a`/`b` point at the operand's storage; `form` says how to read it.
 using PackFn = void (*)(int form, const float* src, int64_t ld, int64_t r0, int64_t p0, int64_t rows, int64_t kc, float* dst);
@@ -32,6 +34,7 @@ struct GemmKernel {
   MicroKernel kernel;
   PackFn pack_a;       // nullptr: the generic packers in gemm.cc
   PackFn pack_b;       // (pack_b's r0/rows are j0/nc: columns of B)
+  EdgeKernel edge;     // nullptr: edge tiles go through a temporary tile
 };
 
 // Tuned entry point: blocked, packed, threaded over the persistent pool.

@@ -44,6 +44,51 @@ void kernel_14x32(int64_t kc, const float* a, const float* b, float* c, int64_t 
   }
 }
 
+// Edge tiles: R rows (a still strided by MR in the pack) × NV vectors of 16 columns, the last masked.
+// Skips the zero padding's FMAs (n = 16 LoRA ranks would waste half of a 32-wide tile) and the tile copy.
+template <int R, int NV>
+void kernel_edge(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int beta, __mmask16 last) {
+  __m512 acc[R][NV];
+#pragma GCC unroll 14
+  for (int r = 0; r < R; r++)
+    for (int v = 0; v < NV; v++) acc[r][v] = _mm512_setzero_ps();
+  for (int64_t p = 0; p < kc; p++) {
+    __m512 bv[NV];
+    for (int v = 0; v < NV; v++) bv[v] = _mm512_load_ps(b + 16 * v);
+#pragma GCC unroll 14
+    for (int r = 0; r < R; r++) {
+      const __m512 av = _mm512_set1_ps(a[r]);
+      for (int v = 0; v < NV; v++) acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
+    }
+    a += MR;
+    b += NR;
+  }
+#pragma GCC unroll 14
+  for (int r = 0; r < R; r++)
+    for (int v = 0; v < NV; v++) {
+      const __mmask16 m = v == NV - 1 ? last : static_cast<__mmask16>(0xFFFF);
+      float* cr = c + r * ldc + 16 * v;
+      const __m512 x = beta ? _mm512_add_ps(_mm512_maskz_loadu_ps(m, cr), acc[r][v]) : acc[r][v];
+      _mm512_mask_storeu_ps(cr, m, x);
+    }
+}
+
+template <int R>
+void edge_rows(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int beta, int cols) {
+  const int tail = cols - (cols > 16 ? 16 : 0);
+  const __mmask16 last = static_cast<__mmask16>(tail >= 16 ? 0xFFFF : (1u << tail) - 1);
+  if (cols > 16) kernel_edge<R, 2>(kc, a, b, c, ldc, beta, last);
+  else kernel_edge<R, 1>(kc, a, b, c, ldc, beta, last);
+}
+
+void kernel_edge_14x32(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int beta, int rows, int cols) {
+  using Fn = void (*)(int64_t, const float*, const float*, float*, int64_t, int, int);
+  static const Fn by_rows[MR] = {edge_rows<1>, edge_rows<2>, edge_rows<3>, edge_rows<4>, edge_rows<5>,
+                                 edge_rows<6>, edge_rows<7>, edge_rows<8>, edge_rows<9>, edge_rows<10>,
+                                 edge_rows<11>, edge_rows<12>, edge_rows<13>, edge_rows<14>};
+  by_rows[rows - 1](kc, a, b, c, ldc, beta, cols);
+}
+
 // In-register 16×16 transpose: r[i] holds row i on entry, column i on exit.
 inline void transpose16(__m512 r[16]) {
   __m512 t[16];
@@ -132,6 +177,7 @@ void pack_b_avx512(int form, const float* b, int64_t ldb, int64_t j0, int64_t p0
 
 // kc·NR·4 = 48 KiB B sliver streamed from L2; A sliver mr·kc·4 = 21 KiB in L1; B block kc×nc = 768 KiB
 // (kc 384 / nc 512 measured best among kc 256-512, nc 384-1536 on the 2-core Zen 5 box).
-extern const GemmKernel kGemmAvx512 = {"avx512", MR, NR, 384, 2016, 512, kernel_14x32, pack_a_avx512, pack_b_avx512};
+extern const GemmKernel kGemmAvx512 = {"avx512", MR, NR, 384, 2016, 512, kernel_14x32, pack_a_avx512, pack_b_avx512,
+                                        kernel_edge_14x32};
 
 }  // namespace dora
