@@ -40,6 +40,24 @@ export interface Backend {
     accumulate: boolean,
   ): void;
 
+  /**
+   * GEMM against a frozen NF4 weight W (layout: src/quant/nf4.ts, bitsandbytes' NF4), dequantised tile by tile
+   * while packing, never as a whole float32 matrix:
+   *   nt: C (m×n) = A (m×k) · Ŵᵀ with W stored [n, k]   (Linear forward x·Wᵀ)
+   *   nn: C (m×n) = A (m×k) · Ŵ  with W stored [k, n]   (Linear backward dY·W)
+   * Ŵ at row-major flat index f = lut[code_f] · absmax[⌊f / blockSize⌋]; code_f is the high nibble of codes[f >> 1]
+   * for even f, the low nibble for odd f. A is row-major (lda ≥ k), C too (ldc ≥ n); C is written, or accumulated
+   * into when `accumulate`.
+   */
+  gemmNf4(
+    form: "nn" | "nt",
+    m: number, n: number, k: number,
+    a: Float32Array, aOff: number, lda: number,
+    codes: Uint8Array, absmax: Float32Array, lut: Float32Array, blockSize: number,
+    c: Float32Array, cOff: number, ldc: number,
+    accumulate: boolean,
+  ): void;
+
   /** out[i] = op(x[i]) for i < n. */
   unaryForward(op: UnaryOp, out: Float32Array, x: Float32Array, n: number): void;
   /** dx[i] = dy[i] · op'(x[i]) (y = op(x) is passed too, so exp/tanh/sigmoid/sqrt reuse it). */

@@ -1,6 +1,7 @@
 /** The pure-TypeScript backend: every kernel as plain loops. It is the specification the native one must match. */
 import type { Backend } from "../backend.js";
 import { gemm } from "./gemm.js";
+import { gemmNf4 } from "./gemm-nf4.js";
 import { binary, copyStrided, unaryBackward, unaryForward } from "./elementwise.js";
 import { maxRows, sumCols, sumRows } from "./reduce.js";
 import { crossEntropyBackward, crossEntropyForward, softmaxBackward, softmaxForward } from "./softmax.js";
@@ -10,7 +11,7 @@ import { adamwStep, col2im, embeddingBackward, embeddingForward, im2col } from "
 
 export const jsBackend: Backend = {
   name: "js",
-  gemm, unaryForward, unaryBackward, binary, copyStrided, sumRows, maxRows, sumCols,
+  gemm, gemmNf4, unaryForward, unaryBackward, binary, copyStrided, sumRows, maxRows, sumCols,
   softmaxForward, softmaxBackward, crossEntropyForward, crossEntropyBackward,
   rmsNormForward, rmsNormBackward, layerNormForward, layerNormBackward,
   rope, attentionForward, attentionBackward, embeddingForward, embeddingBackward, im2col, col2im, adamwStep,
