@@ -283,7 +283,7 @@ void gemm(const GemmArgs& g) {
     return;
   }
   const double flops = 2.0 * static_cast<double>(g.m) * g.n * g.k;
-  if (g.m * g.n * g.k <= 4096 || g.n < 4) {
+  if (g.m * g.n * g.k <= 512 || g.n < 4) {
     for (int64_t t = 0; t < g.batch; t++)
       gemm_small(g.form, g.m, g.n, g.k, g.a + t * g.strideA, g.lda, g.b + t * g.strideB, g.ldb,
                  g.c + t * g.strideC, g.ldc, g.accumulate);
