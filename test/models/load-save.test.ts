@@ -112,6 +112,24 @@ describe("save and load", () => {
     expect(readFileSync(join(d2, "model.safetensors")).equals(readFileSync(join(d, "model.safetensors")))).toBe(true);
   });
 
+  it("reads GPT-2 checkpoints saved without the transformer. prefix and with attention-mask buffers", () => {
+    const src = SafetensorsFile.openSync(join(GPT2, "model.safetensors"));
+    const out = new Map(src.keys().map((k) => [k.replace(/^transformer\./, ""), { dtype: "F32" as const, shape: src.info(k).shape, data: src.readFloat32(k) }]));
+    src.close();
+    out.set("h.0.attn.bias", { dtype: "F32", shape: [1, 1, 4, 4], data: new Float32Array(16) }); // old HF checkpoints carry the causal mask
+    const d = tmp();
+    cpSync(join(GPT2, "config.json"), join(d, "config.json"));
+    writeSafetensors(join(d, "model.safetensors"), out);
+    const a = loadModelFromDir(GPT2), b = loadModelFromDir(d);
+    noGrad(() => expect(Array.from(b.forward(ids).f32())).toEqual(Array.from(a.forward(ids).f32())));
+  });
+
+  it("refuses sequences longer than Mistral's sliding window instead of attending past it", () => {
+    const m = randomModel(parseModelConfig({ ...llamaRaw(), architectures: ["MistralForCausalLM"], sliding_window: 4 }));
+    expect(() => noGrad(() => m.forward(ids))).toThrow(/8 positions exceed sliding_window 4/);
+    noGrad(() => expect(m.forward(indexTensor([1, 2, 3, 4], [1, 4])).shape).toEqual([1, 4, 48]));
+  });
+
   it("builds a tied LLaMA whose head shares the embedding", () => {
     const m = randomModel(parseModelConfig({ ...llamaRaw(), tie_word_embeddings: true })) as LlamaForCausalLM;
     expect(m.getSubmodule("lm_head").param("weight")).toBe(m.getSubmodule("model.embed_tokens").param("weight"));
