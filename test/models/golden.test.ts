@@ -48,3 +48,18 @@ for (const name of ["tiny_llama", "tiny_gpt2"]) {
     });
   });
 }
+
+describe("backward", () => {
+  for (const name of ["tiny_llama", "tiny_gpt2"]) {
+    it(`${name}: loss.backward reaches every parameter (tied head included)`, () => {
+      const model = loadModelFromDir(join(GOLDEN_DIR, name));
+      model.train().requiresGrad_(true);
+      const ids = loadGolden(name).get("input_ids");
+      model.loss(ids).backward();
+      for (const [key, p] of model.namedParameters()) {
+        expect(p.grad?.shape, key).toEqual(p.shape);
+        expect(p.grad!.f32().some((v) => v !== 0), `${key} has a nonzero gradient`).toBe(true);
+      }
+    });
+  }
+});
