@@ -11,6 +11,7 @@
         "native/pool.cc",
         "native/dispatch.cc",
         "native/gemm.cc",
+        "native/gemm_nf4.cc",
         "native/elementwise.cc"
       ],
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17", "-std=gnu++20", "-O2", "-O0"],
@@ -37,7 +38,7 @@
         {
           "target_name": "dora_avx512",
           "type": "static_library",
-          "sources": ["native/gemm_avx512.cc", "native/elementwise_avx512.cc"],
+          "sources": ["native/gemm_avx512.cc", "native/elementwise_avx512.cc", "native/gemm_nf4_avx512.cc"],
           "cflags_cc!": ["-std=gnu++17", "-std=gnu++20", "-O2", "-O0"],
           "cflags_cc": ["-std=c++17", "-O3", "-fno-math-errno", "-fPIC",
                         "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mfma",

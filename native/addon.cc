@@ -9,6 +9,7 @@
 
 #include "elementwise.h"
 #include "gemm.h"
+#include "gemm_nf4.h"
 #include "pool.h"
 
 namespace {
@@ -211,10 +212,44 @@ napi_value AdamwStep(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// gemmNf4(form, m, n, k, a, aOff, lda, codes, absmax, lut, blockSize, c, cOff, ldc, accumulate, naive)
+napi_value GemmNf4(napi_env env, napi_callback_info info) {
+  size_t argc = 16;
+  napi_value v[16];
+  napi_get_cb_info(env, info, &argc, v, nullptr, nullptr);
+  if (argc != 16) { fail(env, "dora_native.gemmNf4: expected 16 arguments"); return nullptr; }
+  dora::Nf4GemmArgs g;
+  int64_t form, aOff, cOff;
+  float *a, *absmax, *lut, *c;
+  uint8_t* codes;
+  size_t len;
+  bool naive;
+  if (!get_i64(env, v[0], &form) || !get_i64(env, v[1], &g.m) || !get_i64(env, v[2], &g.n) || !get_i64(env, v[3], &g.k) ||
+      !get_array(env, v[4], napi_float32_array, &a, &len) || !get_i64(env, v[5], &aOff) || !get_i64(env, v[6], &g.lda) ||
+      !get_array(env, v[7], napi_uint8_array, &codes, &len) || !get_array(env, v[8], napi_float32_array, &absmax, &len) ||
+      !get_array(env, v[9], napi_float32_array, &lut, &len) || !get_i64(env, v[10], &g.block) ||
+      !get_array(env, v[11], napi_float32_array, &c, &len) || !get_i64(env, v[12], &cOff) || !get_i64(env, v[13], &g.ldc))
+    return nullptr;
+  if (napi_get_value_bool(env, v[14], &g.accumulate) != napi_ok || napi_get_value_bool(env, v[15], &naive) != napi_ok) {
+    fail(env, "dora_native.gemmNf4: accumulate and naive must be booleans");
+    return nullptr;
+  }
+  g.form = static_cast<int>(form);
+  g.a = a + aOff;
+  g.codes = codes;
+  g.absmax = absmax;
+  g.lut = lut;
+  g.c = c + cOff;
+  if (naive) dora::gemm_nf4_naive(g);
+  else dora::gemm_nf4(g);
+  return nullptr;
+}
+
 napi_value Init(napi_env env, napi_value exports) {
   const napi_property_descriptor props[] = {
       {"gemm", nullptr, Gemm, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"gemmNaive", nullptr, GemmNaive, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"gemmNf4", nullptr, GemmNf4, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setNumThreads", nullptr, SetNumThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"numThreads", nullptr, NumThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"isa", nullptr, Isa, nullptr, nullptr, nullptr, napi_default, nullptr},

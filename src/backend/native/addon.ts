@@ -17,6 +17,10 @@ export interface NativeAddon {
     c: Float32Array, cOff: number, ldc: number, strideC: number,
     batch: number, accumulate: boolean): void;
   gemmNaive: NativeAddon["gemm"];
+  /** NF4 GEMM (Backend.gemmNf4); form 0 nn, 1 nt; `naive` runs the in-tree reference loop. */
+  gemmNf4(form: number, m: number, n: number, k: number, a: Float32Array, aOff: number, lda: number,
+    codes: Uint8Array, absmax: Float32Array, lut: Float32Array, blockSize: number,
+    c: Float32Array, cOff: number, ldc: number, accumulate: boolean, naive: boolean): void;
   setNumThreads(n: number): void;
   numThreads(): number;
   isa(): "avx512" | "avx2" | "portable";

@@ -30,6 +30,25 @@ function checkCounts(op: string, counts: Record<string, number>): string {
   return sizes;
 }
 
+/** Throws unless every element gemmNf4 touches lies inside its array (A m×k, W n·k codes and scales, C m×n). */
+export function checkGemmNf4(form: string, m: number, n: number, k: number, a: Float32Array, aOff: number, lda: number,
+  codes: Uint8Array, absmax: Float32Array, lut: Float32Array, blockSize: number, c: Float32Array, cOff: number, ldc: number): void {
+  const sizes = checkCounts(`gemmNf4[${form}]`, { m, n, k, aOff, lda, cOff, ldc, blockSize });
+  const op = `native gemmNf4[${form}](${sizes})`;
+  if (form !== "nn" && form !== "nt") throw new Error(`${op}: form must be "nn" or "nt"`);
+  if (blockSize < 1) throw new Error(`${op}: blockSize must be ≥ 1`);
+  if (!(codes instanceof Uint8Array)) throw new Error(`${op}: codes must be a Uint8Array`);
+  checkArrays(`gemmNf4[${form}]`, sizes, 16, { lut });
+  if (m === 0 || n === 0) return;
+  checkArrays(`gemmNf4[${form}]`, sizes, (m - 1) * ldc + n + cOff, { c });
+  if (ldc < n) throw new Error(`${op}: ldc must be ≥ n`);
+  if (k === 0) return;
+  if (lda < k) throw new Error(`${op}: lda must be ≥ k`);
+  checkArrays(`gemmNf4[${form}]`, sizes, (m - 1) * lda + k + aOff, { a });
+  checkArrays(`gemmNf4[${form}]`, sizes, Math.ceil((n * k) / blockSize), { absmax });
+  if (codes.length < Math.ceil((n * k) / 2)) throw new Error(`${op}: codes has ${codes.length} bytes, needs ${Math.ceil((n * k) / 2)}`);
+}
+
 /** Loads the addon and returns the native Backend; throws (with `cause`) when the addon cannot load. */
 export function loadNativeBackend(): Backend {
   const addon = loadAddon();
@@ -38,6 +57,10 @@ export function loadNativeBackend(): Backend {
     name: "native",
     gemm(form, m, n, k, a, aOff, lda, strideA, b, bOff, ldb, strideB, c, cOff, ldc, strideC, batch, accumulate) {
       nativeGemm(addon, form, m, n, k, a, aOff, lda, strideA, b, bOff, ldb, strideB, c, cOff, ldc, strideC, batch, accumulate);
+    },
+    gemmNf4(form, m, n, k, a, aOff, lda, codes, absmax, lut, blockSize, c, cOff, ldc, accumulate) {
+      checkGemmNf4(form, m, n, k, a, aOff, lda, codes, absmax, lut, blockSize, c, cOff, ldc);
+      addon.gemmNf4(form === "nt" ? 1 : 0, m, n, k, a, aOff, lda, codes, absmax, lut, blockSize, c, cOff, ldc, accumulate === true, false);
     },
     unaryForward(op, out, x, n) {
       const code = UNARY[op];
