@@ -30,7 +30,7 @@ const data: Example[] = [...Array(10).keys()].map((i) => {
 });
 const quiet = new Progress({ isTTY: false, write: () => true } as unknown as NodeJS.WriteStream);
 
-function run(args: Partial<TrainingArguments>, outputDir: string, opts: { resume?: string; stopAfter?: number } = {}) {
+async function run(args: Partial<TrainingArguments>, outputDir: string, opts: { resume?: string; stopAfter?: number } = {}) {
   const m = toy(3);
   let steps = 0;
   const t = new Trainer({
@@ -40,38 +40,38 @@ function run(args: Partial<TrainingArguments>, outputDir: string, opts: { resume
     shouldStop: () => opts.stopAfter !== undefined && ++steps >= opts.stopAfter,
   });
   if (opts.resume) t.resume(opts.resume);
-  const res = t.train();
+  const res = await t.train();
   return { res, params: m.params.map((p) => p.tensor.toArray()) };
 }
 
 describe("Trainer", () => {
-  it("resuming from a checkpoint reproduces the uninterrupted run bit for bit", () => {
-    const full = run({ warmupSteps: 2, lrSchedulerType: "cosine", maxGradNorm: 0.5 }, mkdtempSync(join(tmpdir(), "dora-tr-")));
+  it("resuming from a checkpoint reproduces the uninterrupted run bit for bit", async () => {
+    const full = await run({ warmupSteps: 2, lrSchedulerType: "cosine", maxGradNorm: 0.5 }, mkdtempSync(join(tmpdir(), "dora-tr-")));
     const out = mkdtempSync(join(tmpdir(), "dora-tr-"));
-    const first = run({ warmupSteps: 2, lrSchedulerType: "cosine", maxGradNorm: 0.5 }, out, { stopAfter: 3 });
+    const first = await run({ warmupSteps: 2, lrSchedulerType: "cosine", maxGradNorm: 0.5 }, out, { stopAfter: 3 });
     expect(first.res.stoppedEarly).toBe(true);
     expect(first.res.lastCheckpoint).toBe(join(out, "checkpoint-3"));
-    const second = run({ warmupSteps: 2, lrSchedulerType: "cosine", maxGradNorm: 0.5 }, out, { resume: join(out, "checkpoint-3") });
+    const second = await run({ warmupSteps: 2, lrSchedulerType: "cosine", maxGradNorm: 0.5 }, out, { resume: join(out, "checkpoint-3") });
     expect(second.params).toEqual(full.params);
     expect(second.res.logs.map((l) => l.loss)).toEqual(full.res.logs.map((l) => l.loss));
     expect(full.res.logs).toHaveLength(6);
   });
-  it("is deterministic for a seed and logs the pre-update loss", () => {
-    const a = run({}, mkdtempSync(join(tmpdir(), "dora-tr-")));
-    const b = run({}, mkdtempSync(join(tmpdir(), "dora-tr-")));
+  it("is deterministic for a seed and logs the pre-update loss", async () => {
+    const a = await run({}, mkdtempSync(join(tmpdir(), "dora-tr-")));
+    const b = await run({}, mkdtempSync(join(tmpdir(), "dora-tr-")));
     expect(a.res.logs.map((l) => l.loss)).toEqual(b.res.logs.map((l) => l.loss));
     expect(a.res.logs[5]!.loss).toBeLessThan(a.res.logs[0]!.loss);
   });
-  it("writes metrics.jsonl and checkpoints every save-steps", () => {
+  it("writes metrics.jsonl and checkpoints every save-steps", async () => {
     const out = mkdtempSync(join(tmpdir(), "dora-tr-"));
-    run({ saveSteps: 2, evalSteps: 3 }, out);
+    await run({ saveSteps: 2, evalSteps: 3 }, out);
     const lines = readFileSync(join(out, "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
     expect(lines.map((l) => l.step)).toEqual([1, 2, 3, 4, 5, 6]);
     expect(Object.keys(lines[0]!)).toEqual(expect.arrayContaining(["step", "loss", "learning_rate", "grad_norm", "tokens_per_second"]));
     expect(typeof lines[2]!.eval_loss).toBe("number");
     for (const s of [2, 4, 6]) expect(existsSync(join(out, `checkpoint-${s}`, "trainer_state.json"))).toBe(true);
   });
-  it("stops on a non-finite loss", () => {
-    expect(() => run({ learningRate: 1e30, maxGradNorm: 0 }, mkdtempSync(join(tmpdir(), "dora-tr-")))).toThrow(NonFiniteLossError);
+  it("stops on a non-finite loss", async () => {
+    await expect(run({ learningRate: 1e30, maxGradNorm: 0 }, mkdtempSync(join(tmpdir(), "dora-tr-")))).rejects.toThrow(NonFiniteLossError);
   });
 });

@@ -9,7 +9,8 @@
 import { appendFileSync, existsSync, mkdirSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { SafetensorsFile, readJsonFile, writeFileAtomic, writeSafetensors } from "../io/index.js";
-import { Rng, noGrad, type Tensor } from "../tensor/index.js";
+import { Rng, noGrad, profileSpan, profileStep, type Tensor } from "../tensor/index.js";
+import { instrumentModules, type Module } from "../nn/index.js";
 import { collate, epochOrder, type Batch, type Example } from "./data.js";
 import { AdamW, SGD, clipGradNorm, type NamedParam, type Optimizer } from "./optim.js";
 import { lrMultiplier, type SchedulerType } from "./schedule.js";
@@ -65,6 +66,8 @@ export interface TrainerSetup {
   /** Writes the user-facing result (adapter in PEFT format, or the model) into a folder. */
   saveArtifacts: (dir: string) => void;
   outputDir: string;
+  /** The module tree, for the profiler's per-layer table (DORA_PROFILE=1); optional. */
+  model?: Module;
   /** Generators whose state must survive a resume (dropout). */
   rngs?: Rng[];
   progress?: Progress;
@@ -102,6 +105,7 @@ export class Trainer {
       ? new SGD(s.params, { lr: a.learningRate, momentum: a.momentum, weightDecay: a.weightDecay })
       : new AdamW(s.params, { lr: a.learningRate, betas: [a.adamBeta1, a.adamBeta2], eps: a.adamEpsilon, weightDecay: a.weightDecay });
     this.progress = s.progress ?? new Progress();
+    if (s.model) instrumentModules(s.model); // no-op unless DORA_PROFILE is set
   }
 
   get batchesPerEpoch(): number { return Math.ceil(this.s.trainData.length / this.s.args.batchSize); }
@@ -139,13 +143,15 @@ export class Trainer {
     return { loss, perplexity: Math.exp(loss), tokens: count };
   }
 
-  train(): TrainResult {
+  /** Runs to the end (or a stop request). Yields to the event loop between steps so signals (Ctrl-C) are heard. */
+  async train(): Promise<TrainResult> {
     const a = this.s.args, total = this.totalSteps;
     let lastCheckpoint: string | null = null, stoppedEarly = false;
     mkdirSync(this.s.outputDir, { recursive: true });
     const metricsPath = join(this.s.outputDir, "metrics.jsonl");
     this.s.setTraining(true);
     while (this.step < total) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
       const t0 = performance.now();
       let lossSum = 0, tokens = 0;
       for (let micro = 0; micro < a.gradientAccumulationSteps; micro++) {
@@ -157,12 +163,12 @@ export class Trainer {
         tokens += batch.tokens;
         (a.gradientAccumulationSteps === 1 ? loss : loss.mul(1 / a.gradientAccumulationSteps)).backward();
       }
-      const gradNorm = clipGradNorm(this.s.params, a.maxGradNorm);
+      const gradNorm = profileSpan("clip_grad_norm", () => clipGradNorm(this.s.params, a.maxGradNorm));
       const lr = a.learningRate * lrMultiplier(a.lrSchedulerType, this.step, a.warmupSteps, total);
       this.optimizer.lr = lr;
-      this.optimizer.step();
-      this.optimizer.zeroGrad();
+      profileSpan("optimizer", () => { this.optimizer.step(); this.optimizer.zeroGrad(); });
       this.step++;
+      profileStep();
       const seconds = (performance.now() - t0) / 1000;
       const rec: LogRecord = {
         step: this.step, epoch: this.epoch + this.batchInEpoch / this.batchesPerEpoch,

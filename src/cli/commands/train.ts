@@ -146,7 +146,7 @@ export const train: Command = {
       progress.line(`${prep.describe}; ${trainData.length} examples, ${trainer.totalSteps} steps`);
       const before = evalData ? trainer.evaluate(evalData) : null;
       if (before) progress.line(`eval before: loss ${before.loss.toFixed(4)}  perplexity ${before.perplexity.toFixed(3)}`);
-      const res = trainer.train();
+      const res = await trainer.train();
       const last = res.logs[res.logs.length - 1];
       if (last?.eval_loss !== undefined) progress.line(`eval after:  loss ${last.eval_loss.toFixed(4)}  perplexity ${last.eval_perplexity!.toFixed(3)}`);
       progress.line(res.stoppedEarly ? `stopped at step ${res.steps}; checkpoint ${res.lastCheckpoint}` : `done: ${res.steps} steps; wrote ${outputDir}`);
