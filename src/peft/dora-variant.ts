@@ -4,10 +4,10 @@
  * (`LoraLayer.doraOperands`). The maths is in dora.ts; this file only wires it to the layer.
  */
 import { Tensor, add, isGradEnabled, mul, sub } from "../tensor/index.js";
-import type { LoraAdapter, LoraLayer } from "./layer.js";
+import type { FusedOperands, LoraAdapter, LoraLayer } from "./layer.js";
 import type { AdapterVariant, ForwardContext } from "./variant.js";
 import {
-  doraCombine, doraMerge, doraUnmerge, magnitudeInit, magnitudeScale, weightNorm, weightNormGraph,
+  doraCombine, doraLinear, doraMerge, doraUnmerge, magnitudeInit, magnitudeScale, weightNorm, weightNormGraph,
 } from "./dora.js";
 
 export const doraVariant: AdapterVariant = {
@@ -38,6 +38,14 @@ export const doraVariant: AdapterVariant = {
     // another adapter already changed the result: PEFT's additive form on the running result
     const baseD = xd ? layer.baseNoBias(xd) : ctx.baseNoBias;
     return add(add(ctx.result, mul(baseD, sub(scale, 1))), mul(lora, scale));
+  },
+
+  fusedForward(layer: LoraLayer, a: LoraAdapter, x: Tensor, fo: FusedOperands): Tensor | null {
+    if (layer.training && !a.detachNorm) return null; // n in the graph: the generic form builds W + s·BA
+    const op = layer.doraOperands(a);
+    const n = layer.training ? weightNorm(op, "factored") : a.cache.norm(op);
+    const p = layer.training ? a.dropout : 0;
+    return doraLinear(x, fo, a.A, a.B, a.magnitude!, a.scaling, n, p > 0 ? { p, rng: a.rng } : null);
   },
 
   merge(layer: LoraLayer, a: LoraAdapter): void {

@@ -24,10 +24,22 @@
  *   constant", saving memory at −0.2 accuracy). `detachNorm: false` keeps it in the graph (builds W + s·BA).
  *   W'    = (m/n)[:, None]·(W + s·B A)                          merge (in W's own layout)
  *   W     = W'/(m/n_merge) − s·B A                              exact unmerge with the n cached at merge (PEFT)
+ *
+ * Fused Linear op (`doraLinear`, one autograd node; n detached), c = m/n, u = s·x̃Aᵀ [T, r]:
+ *   p = 0:  y = c ⊙ (x Wᵀ + u Bᵀ) + b        z = xWᵀ + uBᵀ accumulated in y's own buffer, scaled in place
+ *   p > 0:  y = xWᵀ + (c − 1) ⊙ zl + uBᵀ + b,  zl = x̃Wᵀ + uBᵀ (the second base GEMM PEFT also runs)
+ *   backward (gc = g ⊙ c):  dB = gcᵀ·u,  dA = s·(gc·B)ᵀ·x̃,
+ *     dm_i = Σ_t g_ti·z_ti / n_i  with z = (y − b)/c read back from the output (p = 0: nothing [T, out]
+ *            is saved besides y, which the graph holds anyway; rows with c_i ≈ 0 recompute z_i exactly)
+ *            or z = zl (p > 0, saved),
+ *     dx = gc·W + (s·gc·B)·A                     (p = 0)
+ *     dx = g·W + mask ⊙ ((g ⊙ (c − 1))·W + (s·gc·B)·A)   (p > 0; x̃ is rebuilt from x and a byte mask)
  */
 import {
-  Tensor, add, div, matmul, maximum, mul, noGrad, norm, sub,
+  Tensor, add, div, matmul, maximum, mul, noGrad, norm, record, sub, type Rng,
 } from "../tensor/index.js";
+import type { FusedOperands } from "./layer.js";
+import { applyMask, dropoutMask, gemm, scaleInPlace } from "./flat.js";
 
 /**
  * Floor on the weight norm n. PEFT has none, so a zero row of W + s·BA gives 0/0 = NaN (peft#2049, Llama-3.1
@@ -187,6 +199,121 @@ export function doraCombine(p: DoraForwardParts): Tensor {
     y = add(add(p.baseNoBias, mul(p.baseDropped, sub(p.scale, 1))), mul(p.lora, p.scale));
   }
   return p.bias ? add(y, p.bias) : y;
+}
+
+// ---------------------------------------------------------------- fused Linear op
+
+/** Below this |m/n| the output no longer carries z = (y − b)/c to float32 precision: recompute the row. */
+const SCALE_READBACK_MIN = 1e-3;
+
+/**
+ * DoRA on a frozen Linear/Conv1D as one autograd op over x, A, B, m (formulas in the header), n given and
+ * detached (paper §4.3, PEFT). Training and eval share it; eval passes the cached n. PEFT `DoraLinearLayer.forward`.
+ */
+export function doraLinear(x: Tensor, fo: FusedOperands, A: Tensor, B: Tensor, m: Tensor, s: number, n: Float32Array,
+  dropout: { p: number; rng: Rng } | null): Tensor {
+  const { weight, fanInFanOut: fifo, bias, inF, outF } = fo;
+  const r = A.shape[0]!, T = x.numel / inF;
+  const xf = x.f32(), Wf = weight.data as Float32Array, wOff = weight.offset, Af = A.f32(), Bf = B.f32();
+  const mf = m.f32(), bf = bias ? bias.f32() : null;
+  const c = new Float32Array(outF);
+  for (let i = 0; i < outF; i++) c[i] = mf[i]! / n[i]!;
+  const baseForm = fifo ? "nn" : "nt";
+  const keep = dropout ? 1 / (1 - dropout.p) : 1;
+  const mask = dropout ? dropoutMask(xf.length, dropout.p, dropout.rng) : null;
+  const xd = mask ? applyMask(new Float32Array(xf.length), xf, mask, keep) : xf;
+  const u = new Float32Array(T * r);                         // s·x̃Aᵀ [T, r]
+  gemm("nt", T, r, inF, xd, Af, u, false);
+  scaleInPlace(u, s);
+  const y = new Float32Array(T * outF);
+  gemm(baseForm, T, outF, inF, xf, Wf, y, false, 0, wOff);  // x Wᵀ
+  let zl: Float32Array | null = null;
+  if (mask === null) {
+    gemm("nt", T, outF, r, u, Bf, y, true);                  // z = xWᵀ + uBᵀ
+    for (let t = 0, o = 0; t < T; t++) {                     // y = c ⊙ z + b, in place
+      if (bf) for (let i = 0; i < outF; i++, o++) y[o] = c[i]! * y[o]! + bf[i]!;
+      else for (let i = 0; i < outF; i++, o++) y[o] = c[i]! * y[o]!;
+    }
+  } else {
+    zl = new Float32Array(T * outF);
+    gemm(baseForm, T, outF, inF, xd, Wf, zl, false, 0, wOff); // x̃Wᵀ
+    gemm("nt", T, outF, r, u, Bf, zl, true);                 // zl = x̃Wᵀ + uBᵀ
+    for (let t = 0, o = 0; t < T; t++) {
+      for (let i = 0; i < outF; i++, o++) y[o] = y[o]! + (c[i]! - 1) * zl[o]! + (bf ? bf[i]! : 0);
+    }
+    gemm("nt", T, outF, r, u, Bf, y, true);                  // + uBᵀ
+  }
+  const out = new Tensor(y, [...x.shape.slice(0, -1), outF]);
+  return record(out, "dora_linear", [x, A, B, m], (grad, need) => {
+    const g = grad.f32();
+    const gc = new Float32Array(T * outF);
+    const gp = mask ? new Float32Array(T * outF) : null;      // g ⊙ (c − 1), dropout only
+    const dmAcc = need[3] ? new Float64Array(outF) : null;
+    for (let t = 0, o = 0; t < T; t++) {
+      for (let i = 0; i < outF; i++, o++) {
+        const gv = g[o]!;
+        gc[o] = gv * c[i]!;
+        if (gp) gp[o] = gv * (c[i]! - 1);
+        if (dmAcc) dmAcc[i] = dmAcc[i]! + gv * (zl ? zl[o]! : y[o]! - (bf ? bf[i]! : 0));
+      }
+    }
+    let dm: Tensor | null = null;
+    if (dmAcc) {
+      const d = new Float32Array(outF);
+      for (let i = 0; i < outF; i++) {
+        if (zl) { d[i] = dmAcc[i]! / n[i]!; continue; }
+        // Σ g·(y − b) = c·Σ g·z, and c·n = m: divide by m unless c is too small to read z back from y
+        d[i] = Math.abs(c[i]!) >= SCALE_READBACK_MIN ? dmAcc[i]! / (c[i]! * n[i]!) : rowDot(g, xf, Wf, wOff, fifo, u, Bf, i, T, inF, outF, r) / n[i]!;
+      }
+      dm = new Tensor(d, m.shape);
+    }
+    let dx: Tensor | null = null, dA: Tensor | null = null, dB: Tensor | null = null;
+    if (need[2]) {
+      const d = new Float32Array(outF * r);
+      gemm("tn", outF, r, T, gc, u, d, false);               // gcᵀ·u [out, r]
+      dB = new Tensor(d, B.shape);
+    }
+    if (need[0] || need[1]) {
+      const vs = new Float32Array(T * r);
+      gemm("nn", T, r, outF, gc, Bf, vs, false);             // gc·B [T, r]
+      scaleInPlace(vs, s);
+      if (need[1]) {
+        const xdb = mask ? applyMask(new Float32Array(xf.length), xf, mask, keep) : xf;
+        const d = new Float32Array(r * inF);
+        gemm("tn", r, inF, T, vs, xdb, d, false);            // (s·gc·B)ᵀ·x̃ [r, in]
+        dA = new Tensor(d, A.shape);
+      }
+      if (need[0]) {
+        const dxForm = fifo ? "nt" : "nn";
+        const d = new Float32Array(T * inF);
+        if (gp === null) {
+          gemm(dxForm, T, inF, outF, gc, Wf, d, false, 0, wOff); // gc·W
+          gemm("nn", T, inF, r, vs, Af, d, true);               // + (s·gc·B)·A
+        } else {
+          gemm(dxForm, T, inF, outF, g, Wf, d, false, 0, wOff);  // g·W
+          const low = new Float32Array(T * inF);
+          gemm(dxForm, T, inF, outF, gp, Wf, low, false, 0, wOff);
+          gemm("nn", T, inF, r, vs, Af, low, true);
+          for (let i = 0; i < d.length; i++) if (mask![i]) d[i] = d[i]! + keep * low[i]!;
+        }
+        dx = new Tensor(d, x.shape);
+      }
+    }
+    return [dx, dA, dB, dm];
+  });
+}
+
+/** Σ_t g_ti·z_ti with z_i = x·W_iᵀ + u·B_iᵀ recomputed for one output row (the c ≈ 0 fallback). */
+function rowDot(g: Float32Array, x: Float32Array, W: Float32Array, wOff: number, fifo: boolean, u: Float32Array,
+  B: Float32Array, i: number, T: number, inF: number, outF: number, r: number): number {
+  let acc = 0;
+  for (let t = 0; t < T; t++) {
+    let z = 0;
+    for (let j = 0; j < inF; j++) z += x[t * inF + j]! * W[wOff + (fifo ? j * outF + i : i * inF + j)]!;
+    for (let k = 0; k < r; k++) z += u[t * r + k]! * B[i * r + k]!;
+    acc += g[t * outF + i]! * z;
+  }
+  return acc;
 }
 
 // ---------------------------------------------------------------- eval cache

@@ -25,6 +25,16 @@ export interface AdapterSettings {
   readonly seed: number;
 }
 
+/** A Linear-like layer as the fused adapter ops see it (frozen float32 weight, contiguous). */
+export interface FusedOperands {
+  /** Stored weight: [out, in], or [in, out] when `fanInFanOut` (Conv1D). */
+  readonly weight: Tensor;
+  readonly fanInFanOut: boolean;
+  readonly bias: Tensor | null;
+  readonly inF: number;
+  readonly outF: number;
+}
+
 export interface LoraAdapter {
   readonly name: string;
   readonly r: number;
@@ -90,6 +100,12 @@ export abstract class LoraLayer extends Module {
   protected abstract registerAB(name: string, A: Tensor, B: Tensor): void;
   /** (suffix of the on-disk key, tensor) pairs of one adapter, e.g. ["lora_A.weight", A]. */
   abstract diskTensors(name: string): [string, Tensor][];
+
+  /** The layer for the fused single-adapter ops, or null when they do not apply (the generic graph runs). */
+  fusedOperands(): FusedOperands | null { return null; }
+
+  /** The fused forward of plain LoRA (LoraLinear overrides it); null = not available. */
+  protected fusedLora(_a: LoraAdapter, _x: Tensor, _fo: FusedOperands): Tensor | null { return null; }
 
   /** x̃ = dropout(x) when the adapter's dropout is active, else null (PEFT's fast path reuses base(x)). */
   dropoutInput(a: LoraAdapter, x: Tensor): Tensor | null {
@@ -160,6 +176,12 @@ export abstract class LoraLayer extends Module {
     }
     const live = this.activeAdapters.filter((n) => !this.merged.includes(n)).map((n) => this.adapters.get(n)!);
     if (live.length === 0) return (this.baseLayer as unknown as { forward(x: Tensor): Tensor }).forward(x);
+    if (live.length === 1 && x.dtype === "float32" && x.isContiguous()) {
+      // one adapter on a frozen Linear: one autograd op, the adapter fused into the base GEMM's output
+      const fo = this.fusedOperands(), a = live[0]!;
+      const y = fo === null ? null : a.variant ? (a.variant.fusedForward?.(this, a, x, fo) ?? null) : this.fusedLora(a, x, fo);
+      if (y) return y;
+    }
     const baseNoBias = this.baseNoBias(x);
     const bias = this.outputBias();
     let result: Tensor | null = null; // null: still base(x) = baseNoBias + bias, not yet formed

@@ -3,10 +3,11 @@
  * fan_in_fan_out). A [r, in], B [out, r]; y = base(x) + s·(x̃ Aᵀ) Bᵀ. The transposed views go to the GEMM as
  * forms, so neither layout is copied. PEFT `lora.Linear`.
  */
-import { Tensor, matmul, mul } from "../tensor/index.js";
+import { Tensor, matmul, mul, record, type Rng } from "../tensor/index.js";
 import { Conv1D, Linear, Module } from "../nn/index.js";
 import type { DoraOperands } from "./dora.js";
-import { LoraLayer, type LoraAdapter } from "./layer.js";
+import { LoraLayer, type FusedOperands, type LoraAdapter } from "./layer.js";
+import { applyMask, dropoutMask, gemm, scaleInPlace } from "./flat.js";
 
 export class LoraLinear extends LoraLayer {
   readonly kind = "linear" as const;
@@ -39,6 +40,17 @@ export class LoraLinear extends LoraLayer {
     return matmul(mul(matmul(x, a.A.T), a.scaling), a.B.T);
   }
 
+  override fusedOperands(): FusedOperands | null {
+    const w = this.weight, b = this.bias;
+    if (w.dtype !== "float32" || !w.isContiguous() || w.requiresGrad || (b && (b.requiresGrad || !b.isContiguous()))) return null;
+    return { weight: w, fanInFanOut: this.fanInFanOut, bias: b, ...this.features() };
+  }
+
+  protected override fusedLora(a: LoraAdapter, x: Tensor, fo: FusedOperands): Tensor | null {
+    const p = this.training ? a.dropout : 0;
+    return loraLinear(x, fo, a.A, a.B, a.scaling, p > 0 ? { p, rng: a.rng } : null);
+  }
+
   doraOperands(a: LoraAdapter): DoraOperands {
     return { W: this.fanInFanOut ? this.weight.T : this.weight, weightKey: this.weight, A: a.A, B: a.B, aKey: a.A, bKey: a.B, s: a.scaling };
   }
@@ -64,4 +76,61 @@ export class LoraLinear extends LoraLayer {
     if (a.magnitude) out.push(["lora_magnitude_vector", a.magnitude]);
     return out;
   }
+}
+
+/**
+ * Plain LoRA on a Linear/Conv1D as one autograd op: y = x·Wᵀ + s·(x̃Aᵀ)Bᵀ + b, the low-rank product
+ * accumulated into the base GEMM's output buffer (one [T, out] allocation, nothing of that size saved).
+ * Backward: dx = g·W + [mask ⊙] (s·g·B)·A, dA = s·(g·B)ᵀ·x̃, dB = gᵀ·(s·x̃Aᵀ); no dW (W is frozen).
+ * x̃ is recomputed from x and a byte mask rather than kept. Same maths as the generic graph in `LoraLayer`.
+ */
+export function loraLinear(x: Tensor, fo: FusedOperands, A: Tensor, B: Tensor, s: number,
+  dropout: { p: number; rng: Rng } | null): Tensor {
+  const { weight, fanInFanOut: fifo, bias, inF, outF } = fo;
+  const r = A.shape[0]!, T = x.numel / inF;
+  const xf = x.f32(), Wf = weight.data as Float32Array, wOff = weight.offset, Af = A.f32(), Bf = B.f32();
+  const keep = dropout ? 1 / (1 - dropout.p) : 1;
+  const mask = dropout ? dropoutMask(xf.length, dropout.p, dropout.rng) : null;
+  const xd = mask ? applyMask(new Float32Array(xf.length), xf, mask, keep) : xf;
+  const us = new Float32Array(T * r);                       // s·x̃Aᵀ [T, r]
+  gemm("nt", T, r, inF, xd, Af, us, false);
+  scaleInPlace(us, s);
+  const y = new Float32Array(T * outF);
+  if (bias) { const bf = bias.f32(); for (let t = 0; t < T; t++) y.set(bf, t * outF); }
+  gemm(fifo ? "nn" : "nt", T, outF, inF, xf, Wf, y, bias !== null, 0, wOff); // x·Wᵀ (+ b)
+  gemm("nt", T, outF, r, us, Bf, y, true);                  // + s·x̃AᵀBᵀ
+  const out = new Tensor(y, [...x.shape.slice(0, -1), outF]);
+  return record(out, "lora_linear", [x, A, B], (grad, need) => {
+    const g = grad.f32();
+    let dx: Tensor | null = null, dA: Tensor | null = null, dB: Tensor | null = null;
+    if (need[2]) {
+      const d = new Float32Array(outF * r);
+      gemm("tn", outF, r, T, g, us, d, false);              // gᵀ·us [out, r]
+      dB = new Tensor(d, B.shape);
+    }
+    if (need[0] || need[1]) {
+      const vs = new Float32Array(T * r);
+      gemm("nn", T, r, outF, g, Bf, vs, false);             // g·B [T, r]
+      scaleInPlace(vs, s);
+      if (need[1]) {
+        const xdb = mask ? applyMask(new Float32Array(xf.length), xf, mask, keep) : xf;
+        const d = new Float32Array(r * inF);
+        gemm("tn", r, inF, T, vs, xdb, d, false);           // (s·gB)ᵀ·x̃ [r, in]
+        dA = new Tensor(d, A.shape);
+      }
+      if (need[0]) {
+        const d = new Float32Array(T * inF);
+        gemm(fifo ? "nt" : "nn", T, inF, outF, g, Wf, d, false, 0, wOff); // g·W
+        if (mask) {
+          const low = new Float32Array(T * inF);
+          gemm("nn", T, inF, r, vs, Af, low, false);
+          for (let i = 0; i < d.length; i++) if (mask[i]) d[i] = d[i]! + keep * low[i]!;
+        } else {
+          gemm("nn", T, inF, r, vs, Af, d, true);           // + (s·gB)·A
+        }
+        dx = new Tensor(d, x.shape);
+      }
+    }
+    return [dx, dA, dB];
+  });
 }

@@ -5,7 +5,7 @@
  * is one file plus one row here.
  */
 import type { Tensor } from "../tensor/index.js";
-import type { LoraAdapter, LoraLayer } from "./layer.js";
+import type { FusedOperands, LoraAdapter, LoraLayer } from "./layer.js";
 import { doraVariant } from "./dora-variant.js";
 
 export type LayerKind = "linear" | "embedding" | "conv2d";
@@ -26,6 +26,11 @@ export interface AdapterVariant {
   init(layer: LoraLayer, a: LoraAdapter): void;
   /** The new running result with this adapter applied. */
   forward(layer: LoraLayer, a: LoraAdapter, x: Tensor, ctx: ForwardContext): Tensor;
+  /**
+   * Optional: the whole layer (base + this adapter, the only live one) as one fused op on a Linear-like layer;
+   * null when the variant cannot fuse this configuration (the generic `forward` runs then).
+   */
+  fusedForward?(layer: LoraLayer, a: LoraAdapter, x: Tensor, fo: FusedOperands): Tensor | null;
   /** Merge the adapter into the base weight in place. */
   merge(layer: LoraLayer, a: LoraAdapter): void;
   /** Undo `merge` exactly. */

@@ -1,0 +1,35 @@
+/**
+ * Plain-buffer helpers for the fused adapter ops (lora-linear.ts `loraLinear`, dora.ts `doraLinear`): GEMM on
+ * contiguous row-major 2-d buffers (leading dims follow from the form), and the inverted-dropout mask drawn
+ * exactly as tensor `dropout` draws it (one `rng.uniform()` per element, in order), kept as bytes.
+ */
+import type { Rng } from "../tensor/index.js";
+import { getBackend, type GemmForm } from "../backend/index.js";
+
+/**
+ * C (m×n) (+)= op(A)·op(B) on contiguous buffers: nn A m×k, B k×n; nt A m×k, B n×k; tn A k×m, B k×n.
+ * `aOff`/`bOff` let a weight view start inside its buffer.
+ */
+export function gemm(form: GemmForm, m: number, n: number, k: number, a: Float32Array, b: Float32Array,
+  c: Float32Array, accumulate: boolean, aOff = 0, bOff = 0): void {
+  const lda = form === "tn" ? m : k, ldb = form === "nt" ? k : n;
+  getBackend().gemm(form, m, n, k, a, aOff, lda, 0, b, bOff, ldb, 0, c, 0, n, 0, 1, accumulate);
+}
+
+/** Dropout mask: 1 = kept (scaled by 1/(1−p) where applied), 0 = dropped. Same draws as tensor `dropout`. */
+export function dropoutMask(n: number, p: number, rng: Rng): Uint8Array {
+  const mask = new Uint8Array(n);
+  for (let i = 0; i < n; i++) mask[i] = rng.uniform() >= p ? 1 : 0;
+  return mask;
+}
+
+/** out[i] = x[i]·keep·mask[i] (x̃ = dropout(x)); `out` may be `x`. */
+export function applyMask(out: Float32Array, x: Float32Array, mask: Uint8Array, keep: number): Float32Array {
+  for (let i = 0; i < mask.length; i++) out[i] = mask[i] ? x[i]! * keep : 0;
+  return out;
+}
+
+/** y *= s in place. */
+export function scaleInPlace(y: Float32Array, s: number): void {
+  for (let i = 0; i < y.length; i++) y[i] = y[i]! * s;
+}
