@@ -1,2 +1,3 @@
 export { Module, type Layer } from "./module.js";
 export { Linear, Conv1D, Embedding, Conv2d, RMSNorm, LayerNorm, Dropout } from "./layers.js";
+export { instrumentModules } from "./profile.js";

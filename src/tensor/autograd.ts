@@ -5,15 +5,20 @@
  * each node once used so the activations it captured can be collected.
  */
 import type { Tensor } from "./tensor.js";
+import * as prof from "./profile.js";
 
 export interface GradNode {
   readonly op: string;
   readonly inputs: readonly Tensor[];
   /** Gradients w.r.t. each input (null where not needed), given the gradient of the output. */
   backward(grad: Tensor, needs: readonly boolean[]): readonly (Tensor | null)[];
+  /** The module path current when the op ran (set only while profiling). */
+  readonly path?: string;
 }
 
 let gradEnabled = true;
+/** True while runBackward runs: ops called by backward closures are timed as part of their node. */
+let inBackward = false;
 
 export function isGradEnabled(): boolean {
   return gradEnabled;
@@ -33,9 +38,10 @@ export function noGrad<T>(fn: () => T): T {
 /** Attach `backward` to `out` when grad mode is on and some input requires grad. Returns `out`. */
 export function record(out: Tensor, op: string, inputs: readonly Tensor[],
   backward: (grad: Tensor, needs: readonly boolean[]) => readonly (Tensor | null)[]): Tensor {
+  if (prof.profiling && !inBackward) prof.profileForward(op);
   if (!gradEnabled || !inputs.some((t) => t.requiresGrad)) return out;
   out.requiresGrad = true;
-  out.gradFn = { op, inputs, backward };
+  out.gradFn = prof.profiling ? { op, inputs, backward, path: prof.currentPath() } : { op, inputs, backward };
   return out;
 }
 
@@ -65,8 +71,9 @@ function topoOrder(root: Tensor): Tensor[] {
 export function runBackward(root: Tensor, grad: Tensor, add: (a: Tensor, b: Tensor) => Tensor, retainGraph: boolean): void {
   const order = topoOrder(root);
   const grads = new Map<Tensor, Tensor>([[root, grad]]);
-  const prev = gradEnabled;
+  const prev = gradEnabled, prevIn = inBackward;
   gradEnabled = false;
+  inBackward = true;
   try {
     for (let idx = order.length - 1; idx >= 0; idx--) {
       const t = order[idx]!;
@@ -80,7 +87,14 @@ export function runBackward(root: Tensor, grad: Tensor, add: (a: Tensor, b: Tens
         continue;
       }
       const needs = node.inputs.map((x) => x.requiresGrad);
-      const ins = node.backward(g, needs);
+      let ins: readonly (Tensor | null)[];
+      if (prof.profiling) {
+        const t0 = performance.now();
+        ins = node.backward(g, needs);
+        prof.profileBackward(node.op, node.path, performance.now() - t0);
+      } else {
+        ins = node.backward(g, needs);
+      }
       if (!retainGraph) t.gradFn = null; // release what the closure captured
       for (let i = 0; i < node.inputs.length; i++) {
         const gi = ins[i];
@@ -92,5 +106,6 @@ export function runBackward(root: Tensor, grad: Tensor, add: (a: Tensor, b: Tens
     }
   } finally {
     gradEnabled = prev;
+    inBackward = prevIn;
   }
 }

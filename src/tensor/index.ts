@@ -10,3 +10,6 @@ export {
   softmax, logSoftmax, crossEntropy, rmsNorm, layerNorm, rope, scaledDotProductAttention, embedding, dropout, where, maskedFill, conv2d,
 } from "./ops/nn.js";
 export { f32ToF16, f16ToF32, f32ToBf16, bf16ToF32 } from "./half.js";
+export {
+  setProfiling, resetProfile, profileStep, profileSpan, profileReport, formatProfile, printProfile, type ProfileReport,
+} from "./profile.js";
