@@ -1,6 +1,6 @@
 /**
  * The layering rule, checked on every import in src/: backend ← tensor ← nn ← peft, models ← train ← cli,
- * with io beside tensor. peft and models never import each other; the CLI uses only the public API.
+ * with io and quant (quantised frozen weights) beside tensor. peft and models never import each other; the CLI uses only the public API.
  */
 import { describe, expect, it } from "vitest";
 import { readdirSync, readFileSync, statSync } from "node:fs";
@@ -11,10 +11,11 @@ const allowed: Record<string, string[]> = {
   backend: ["backend"],
   tensor: ["tensor", "backend"],
   io: ["io", "tensor"],
-  nn: ["nn", "tensor"],
-  peft: ["peft", "nn", "tensor", "io", "backend"],
-  models: ["models", "nn", "tensor", "io", "backend"],
-  train: ["train", "models", "peft", "nn", "tensor", "io", "backend"],
+  quant: ["quant", "tensor", "backend"],
+  nn: ["nn", "tensor", "quant"],
+  peft: ["peft", "nn", "tensor", "io", "backend", "quant"],
+  models: ["models", "nn", "tensor", "io", "backend", "quant"],
+  train: ["train", "models", "peft", "nn", "tensor", "io", "backend", "quant"],
   cli: ["cli"],
 };
 

@@ -79,4 +79,5 @@ export class LayerNorm extends Module {
 export class Dropout extends Module {
   constructor(readonly p: number, readonly rng = new Rng(0)) { super(); }
   forward(x: Tensor): Tensor { return dropout(x, this.p, this.rng, this.training); }
+  override ownRngs(): Rng[] { return [this.rng]; }
 }

@@ -4,7 +4,7 @@
  * line up. Children are looked up by name at call time, so replacing one (`setSubmodule`) is all that
  * adapter injection needs.
  */
-import type { Tensor } from "../tensor/index.js";
+import type { Rng, Tensor } from "../tensor/index.js";
 
 export class Module {
   training = true;
@@ -102,6 +102,12 @@ export class Module {
   eval(): this {
     return this.train(false);
   }
+
+  /** Generators this module itself draws from in forward (dropout): gradient checkpointing replays them. */
+  ownRngs(): Rng[] { return []; }
+
+  /** Every generator in the tree (see ownRngs). */
+  rngs(): Rng[] { return this.namedModules().flatMap(([, m]) => m.ownRngs()); }
 
   /** Hook for modules that cache values in eval mode (DoRA's norm); called after train()/eval(). */
   protected onModeChange(): void {}

@@ -35,6 +35,17 @@ export function noGrad<T>(fn: () => T): T {
   }
 }
 
+/** Run `fn` with gradient recording on, even inside a backward pass (torch.enable_grad; gradient checkpointing). */
+export function enableGrad<T>(fn: () => T): T {
+  const prev = gradEnabled;
+  gradEnabled = true;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = prev;
+  }
+}
+
 /** Attach `backward` to `out` when grad mode is on and some input requires grad. Returns `out`. */
 export function record(out: Tensor, op: string, inputs: readonly Tensor[],
   backward: (grad: Tensor, needs: readonly boolean[]) => readonly (Tensor | null)[]): Tensor {

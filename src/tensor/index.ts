@@ -13,3 +13,4 @@ export { f32ToF16, f16ToF32, f32ToBf16, bf16ToF32 } from "./half.js";
 export {
   setProfiling, resetProfile, profileStep, profileSpan, profileReport, formatProfile, printProfile, type ProfileReport,
 } from "./profile.js";
+export { checkpoint, type CheckpointOptions } from "./checkpoint.js";
