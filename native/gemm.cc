@@ -7,7 +7,8 @@
 //         ir (mr)      one A sliver (mr×kc) stays in L1 ...
 //           jr (nr)    ... while B slivers stream from L2 through the micro-kernel.
 // The transposed forms are absorbed by the packing routines (no transposed copies of the operands);
-// ragged edges are zero-padded in the packs and written back through a small tile buffer.
+// ragged edges are zero-padded in the packs and written by masked edge kernels (or a tile buffer).
+// DORA_KC / DORA_MC / DORA_NC override the ISA's block sizes (read once; for tuning runs only).
 #include "gemm.h"
 
 #include <algorithm>
@@ -123,6 +124,7 @@ struct Scratch {
   float* get(size_t n) {
     if (n > cap) {
       std::free(p);
+      cap = 0;
       p = static_cast<float*>(std::aligned_alloc(64, ((n * sizeof(float) + 63) / 64) * 64));
       if (!p) throw std::bad_alloc();
       cap = n;
