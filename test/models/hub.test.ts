@@ -65,6 +65,15 @@ describe("hub", () => {
     expect(requests.length).toBe(before); // cached: no request at all
   });
 
+  it("draws a progress bar on a TTY", async () => {
+    const tty = Object.assign(new PassThrough(), { isTTY: true });
+    let log = "";
+    tty.on("data", (c: Buffer) => (log += c.toString()));
+    await loadModel("tiny/llama", { hub: { endpoint, cacheDir: join(root, "hf5"), progress: tty } });
+    expect(log).toMatch(/\rmodel\.safetensors \[#{30}\] 100% \d+\.\d\/\d+\.\d MB\n/);
+    expect(log).not.toMatch(/^downloading/m);
+  });
+
   it("honours HF_HOME, HF_ENDPOINT and HF_TOKEN", async () => {
     const env = { HF_HOME: process.env["HF_HOME"], HF_ENDPOINT: process.env["HF_ENDPOINT"], HF_TOKEN: process.env["HF_TOKEN"] };
     process.env["HF_HOME"] = join(root, "hf2");

@@ -112,6 +112,13 @@ describe("save and load", () => {
     expect(readFileSync(join(d2, "model.safetensors")).equals(readFileSync(join(d, "model.safetensors")))).toBe(true);
   });
 
+  it("stores float32 matrices as bfloat16 with dtype, at bfloat16 accuracy", () => {
+    const f = loadModelFromDir(LLAMA), h = loadModelFromDir(LLAMA, { dtype: "bfloat16" });
+    expect(h.getSubmodule("model.layers.1.mlp.up_proj").param("weight").dtype).toBe("bfloat16");
+    expect(h.getSubmodule("model.embed_tokens").param("weight").dtype).toBe("bfloat16");
+    noGrad(() => expectClose(h.forward(ids), f.forward(ids).f32(), "bf16 logits", { rtol: 5e-2, atol: 5e-2 }));
+  });
+
   it("reads GPT-2 checkpoints saved without the transformer. prefix and with attention-mask buffers", () => {
     const src = SafetensorsFile.openSync(join(GPT2, "model.safetensors"));
     const out = new Map(src.keys().map((k) => [k.replace(/^transformer\./, ""), { dtype: "F32" as const, shape: src.info(k).shape, data: src.readFloat32(k) }]));
