@@ -25,6 +25,11 @@
  *   W'    = (m/n)[:, None]·(W + s·B A)                          merge (in W's own layout)
  *   W     = W'/(m/n_merge) − s·B A                              exact unmerge with the n cached at merge (PEFT)
  *
+ * QDoRA (a 4-bit NF4 base, `DoraOperands.quant`): W above is the dequantised Ŵ, as in PEFT (dora.py dequantises the
+ * bnb weight before the norm) and Answer.AI's fsdp_qlora. ‖Ŵ_i‖² comes from the quantised weight's cache (computed
+ * once at quantisation), Ŵ·Aᵀ from the fused NF4 GEMM, the direct norm dequantises one row at a time; only
+ * `detachNorm: false` builds a full Ŵ. Merging needs a float weight: the layer dequantises its base first.
+ *
  * Fused Linear op (`doraLinear`, one autograd node; n detached), c = m/n, u = s·x̃Aᵀ [T, r]:
  *   p = 0:  y = c ⊙ (x Wᵀ + u Bᵀ) + b        z = xWᵀ + uBᵀ accumulated in y's own buffer, scaled in place
  *   p > 0:  y = xWᵀ + (c − 1) ⊙ zl + uBᵀ + b,  zl = x̃Wᵀ + uBᵀ (the second base GEMM PEFT also runs)
@@ -39,6 +44,7 @@ import {
   Tensor, add, div, matmul, maximum, mul, noGrad, norm, record, sub, type Rng,
 } from "../tensor/index.js";
 import type { FusedOperands } from "./layer.js";
+import { type Nf4Weight, nf4TimesT } from "../quant/index.js";
 import { applyMask, dropoutMask, gemm, scaleInPlace } from "./flat.js";
 
 /**
@@ -51,11 +57,16 @@ export const NORM_EPS = 1e-6;
 /** Below this fraction of ‖W_i‖² the factored n_i² has lost too many digits: recompute the row directly. */
 export const CANCEL = 1e-2;
 
+/** What caches key on: the stored weight (a Tensor, or a 4-bit base's Nf4Weight), its buffer and `version`. */
+export interface WeightKey { readonly data: unknown; version: number }
+
 export interface DoraOperands {
-  /** [out, in] view of the frozen weight (see the file header for each layer kind). */
+  /** [out, in] view of the frozen weight (see the file header for each layer kind); Ŵ, built on access, for 4-bit. */
   readonly W: Tensor;
+  /** The 4-bit base (QDoRA): when set, norms read it instead of W. */
+  readonly quant?: Nf4Weight;
   /** The stored tensors W, A and B are views of: cache keys (their `version` is what writers bump). */
-  readonly weightKey: Tensor;
+  readonly weightKey: WeightKey;
   readonly aKey: Tensor;
   readonly bKey: Tensor;
   readonly A: Tensor;
@@ -68,10 +79,11 @@ export type NormForm = "factored" | "direct";
 // ---------------------------------------------------------------- weight norm
 
 interface RowNormCache { data: unknown; version: number; value: Float64Array }
-const rowNormCache = new WeakMap<Tensor, RowNormCache>();
+const rowNormCache = new WeakMap<WeightKey, RowNormCache>();
 
 /** ‖W_i‖² per output row in float64, cached while the frozen weight is unchanged. */
 export function frozenRowNormSq(op: DoraOperands): Float64Array {
+  if (op.quant) return op.quant.rowNormSq; // frozen 4-bit base: computed at quantisation
   const hit = rowNormCache.get(op.weightKey);
   if (hit && hit.data === op.weightKey.data && hit.version === op.weightKey.version) return hit.value;
   const { W } = op;
@@ -89,11 +101,11 @@ export function frozenRowNormSq(op: DoraOperands): Float64Array {
 
 /** n_i² of row i computed directly, in float64 and O(in·r): the fallback for cancelling rows. */
 function directRowSq(op: DoraOperands, i: number, Af: Float32Array, Bf: Float32Array): number {
-  const { W, s } = op;
-  const inn = W.shape[1]!, r = op.A.shape[0]!;
-  const d = W.data as Float32Array, s1 = W.strides[1]!;
+  const { s } = op;
+  const r = op.A.shape[0]!;
+  const { d, off, s1, inn } = rowView(op, i);
   let acc = 0;
-  for (let j = 0, p = W.offset + i * W.strides[0]!; j < inn; j++, p += s1) {
+  for (let j = 0, p = off; j < inn; j++, p += s1) {
     let ba = 0;
     for (let k = 0; k < r; k++) ba += Bf[i * r + k]! * Af[k * inn + j]!;
     const v = d[p]! + s * ba;
@@ -102,16 +114,32 @@ function directRowSq(op: DoraOperands, i: number, Af: Float32Array, Bf: Float32A
   return acc;
 }
 
+/** Row i of W as (buffer, offset, stride, length): a view of W, or one dequantised row of a 4-bit base. */
+function rowView(op: DoraOperands, i: number): { d: Float32Array; off: number; s1: number; inn: number } {
+  if (op.quant) {
+    const inn = op.quant.shape[1];
+    return { d: op.quant.dequantizeRow(i, new Float32Array(inn)), off: 0, s1: 1, inn };
+  }
+  const W = op.W;
+  return { d: W.data as Float32Array, off: W.offset + i * W.strides[0]!, s1: W.strides[1]!, inn: W.shape[1]! };
+}
+
+/** [out, in] of W (without building Ŵ for a 4-bit base). */
+function outIn(op: DoraOperands): [number, number] {
+  return op.quant ? [op.quant.shape[0], op.quant.shape[1]] : [op.W.shape[0]!, op.W.shape[1]!];
+}
+
 /** n = ‖W + s·BA‖ per row, floored at NORM_EPS, as float32 (a constant: no graph). */
 export function weightNorm(op: DoraOperands, form: NormForm = "factored"): Float32Array {
   return noGrad(() => (form === "factored" ? factoredNorm(op) : directNorm(op)));
 }
 
 function factoredNorm(op: DoraOperands): Float32Array {
-  const { W, A, B, s } = op;
-  const out = W.shape[0]!, r = A.shape[0]!;
+  const { A, B, s } = op;
+  const out = outIn(op)[0], r = A.shape[0]!;
   const wsq = frozenRowNormSq(op);
-  const wa = matmul(W, A.T).f32();                 // [out, r] = W Aᵀ, one GEMM reading W once
+  // [out, r] = W Aᵀ, one GEMM reading W once (4-bit: the fused kernel, Ŵ never built)
+  const wa = (op.quant ? nf4TimesT(op.quant, A) : matmul(op.W, A.T)).f32();
   const baa = matmul(B, matmul(A, A.T)).f32();     // [out, r] = B·(A Aᵀ)
   const Bf = B.f32(), Af = A.f32();
   const n = new Float32Array(out);
@@ -130,14 +158,14 @@ function factoredNorm(op: DoraOperands): Float32Array {
 }
 
 function directNorm(op: DoraOperands): Float32Array {
-  const { W, s } = op;
-  const [out, inn] = W.shape as [number, number];
+  const { s } = op;
+  const [out, inn] = outIn(op);
   const delta = matmul(op.B, op.A).f32(); // [out, in]: allowed here (init, merge, tests), never in a training step
-  const d = W.data as Float32Array, s0 = W.strides[0]!, s1 = W.strides[1]!;
   const n = new Float32Array(out);
   for (let i = 0; i < out; i++) {
+    const { d, off, s1 } = rowView(op, i);
     let acc = 0;
-    for (let j = 0, p = W.offset + i * s0; j < inn; j++, p += s1) {
+    for (let j = 0, p = off; j < inn; j++, p += s1) {
       const v = d[p]! + s * delta[i * inn + j]!;
       acc += v * v;
     }
@@ -361,6 +389,7 @@ function sameKey(a: readonly unknown[], b: readonly unknown[] | null): boolean {
 
 /** Writes f(i, j, w_ij) into the [out, in] view W in place (W's own layout) and bumps the weight's version. */
 function rewrite(op: DoraOperands, f: (i: number, w: number, deltaIj: number) => number): void {
+  if (op.quant) throw new Error("DoRA/LoRA merge: the base weight is 4-bit (NF4); dequantise the layer first (LoraLinear.merge does)");
   const { W } = op;
   const [out, inn] = W.shape as [number, number];
   const delta = matmul(op.B, op.A).f32();

@@ -70,7 +70,8 @@ export abstract class LoraLayer extends Module {
   /** disableAdapter(): run the base layer only. */
   disabled = false;
 
-  protected constructor(readonly path: string, readonly baseLayer: Module) {
+  /** The wrapped module (`base_layer`); a 4-bit base is swapped for its dequantised Linear when merged into. */
+  protected constructor(readonly path: string, public baseLayer: Module) {
     super();
     this.registerModule("base_layer", baseLayer);
     this.training = baseLayer.training;

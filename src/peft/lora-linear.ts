@@ -1,10 +1,12 @@
 /**
  * LoRA/DoRA around nn.Linear (weight [out, in]) and GPT-2's Conv1D (weight [in, out], PEFT's
  * fan_in_fan_out). A [r, in], B [out, r]; y = base(x) + s·(x̃ Aᵀ) Bᵀ. The transposed views go to the GEMM as
- * forms, so neither layout is copied. PEFT `lora.Linear`.
+ * forms, so neither layout is copied. PEFT `lora.Linear`; around a 4-bit `Linear4bit` it is PEFT's `lora.Linear4bit`
+ * (QLoRA / QDoRA): the base runs through the fused NF4 GEMM and DoRA reads the quantised weight (dora.ts).
  */
 import { Tensor, matmul, mul, record, type Rng } from "../tensor/index.js";
-import { Conv1D, Linear, Module } from "../nn/index.js";
+import { Conv1D, Linear, Linear4bit, Module } from "../nn/index.js";
+import { dequantizeNf4 } from "../quant/index.js";
 import type { DoraOperands } from "./dora.js";
 import { LoraLayer, type FusedOperands, type LoraAdapter } from "./layer.js";
 import { applyMask, dropoutMask, gemm, scaleInPlace } from "./flat.js";
@@ -17,7 +19,9 @@ export class LoraLinear extends LoraLayer {
   constructor(path: string, base: Module, fanInFanOut: boolean) {
     super(path, base);
     const isConv1D = base instanceof Conv1D;
-    if (!(base instanceof Linear) && !isConv1D) throw new Error(`${path}: LoraLinear wraps Linear or Conv1D, got ${base.constructor.name}`);
+    if (!(base instanceof Linear) && !isConv1D && !(base instanceof Linear4bit)) {
+      throw new Error(`${path}: LoraLinear wraps Linear, Linear4bit or Conv1D, got ${base.constructor.name}`);
+    }
     // PEFT corrects a wrong fan_in_fan_out with a warning; the stored layout decides
     if (fanInFanOut !== isConv1D) {
       process.emitWarning(`${path}: fan_in_fan_out=${fanInFanOut} does not fit ${base.constructor.name} ` +
@@ -26,12 +30,19 @@ export class LoraLinear extends LoraLayer {
     this.fanInFanOut = isConv1D;
   }
 
+  /** The 4-bit base, or null. */
+  get base4bit(): Linear4bit | null { return this.baseLayer instanceof Linear4bit ? this.baseLayer : null; }
+
   features(): { inF: number; outF: number } {
+    const q = this.base4bit;
+    if (q) return { inF: q.inFeatures, outF: q.outFeatures };
     const w = this.weight;
     return this.fanInFanOut ? { inF: w.shape[0]!, outF: w.shape[1]! } : { inF: w.shape[1]!, outF: w.shape[0]! };
   }
 
   baseNoBias(x: Tensor): Tensor {
+    const q = this.base4bit;
+    if (q) return q.forwardNoBias(x);
     return matmul(x, this.fanInFanOut ? this.weight : this.weight.T);
   }
 
@@ -41,6 +52,7 @@ export class LoraLinear extends LoraLayer {
   }
 
   override fusedOperands(): FusedOperands | null {
+    if (this.base4bit) return null; // the generic graph runs the fused NF4 GEMM
     const w = this.weight, b = this.bias;
     if (w.dtype !== "float32" || !w.isContiguous() || w.requiresGrad || (b && (b.requiresGrad || !b.isContiguous()))) return null;
     return { weight: w, fanInFanOut: this.fanInFanOut, bias: b, ...this.features() };
@@ -52,7 +64,27 @@ export class LoraLinear extends LoraLayer {
   }
 
   doraOperands(a: LoraAdapter): DoraOperands {
+    const q = this.base4bit?.qweight;
+    if (q) {
+      // Ŵ is built only if a caller reads W (detachNorm: false); norms use `quant`
+      return { get W() { return dequantizeNf4(q); }, quant: q, weightKey: q, A: a.A, B: a.B, aKey: a.A, bKey: a.B, s: a.scaling };
+    }
     return { W: this.fanInFanOut ? this.weight.T : this.weight, weightKey: this.weight, A: a.A, B: a.B, aKey: a.A, bKey: a.B, s: a.scaling };
+  }
+
+  /**
+   * Merging into a 4-bit base first swaps it for its dequantised float32 Linear (PEFT's Linear4bit merge
+   * dequantises too, then re-quantises; we keep float32: re-quantising would round the merged weight again).
+   */
+  override merge(names: readonly string[] = this.activeAdapters): void {
+    const q = this.base4bit;
+    if (q && names.some((n) => !this.merged.includes(n))) {
+      process.emitWarning(`${this.path}: merging into a 4-bit (NF4) base: the weight is dequantised to float32 first ` +
+        `and stays float32 (re-quantising the merged weight would round it again)`);
+      this.baseLayer = q.toLinear();
+      this.registerModule("base_layer", this.baseLayer);
+    }
+    super.merge(names);
   }
 
   scaleShape(): number[] { return [this.features().outF]; }

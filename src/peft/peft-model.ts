@@ -11,7 +11,7 @@
  */
 import { join } from "node:path";
 import type { Tensor } from "../tensor/index.js";
-import { Conv1D, Conv2d, Embedding, Linear, Module } from "../nn/index.js";
+import { Conv1D, Conv2d, Embedding, Linear, Linear4bit, Module } from "../nn/index.js";
 import { LoraConfig, type TargetModules } from "./config.js";
 import { LoraLayer, settingsFrom } from "./layer.js";
 import { LoraLinear } from "./lora-linear.js";
@@ -97,11 +97,11 @@ export class PeftModel<M extends Module = Module> extends Module {
 
   private wrap(path: string, mod: Module, config: LoraConfig): LoraLayer {
     let layer: LoraLayer;
-    if (mod instanceof Linear || mod instanceof Conv1D) layer = new LoraLinear(path, mod, config.fanInFanOut);
+    if (mod instanceof Linear || mod instanceof Conv1D || mod instanceof Linear4bit) layer = new LoraLinear(path, mod, config.fanInFanOut);
     else if (mod instanceof Embedding) layer = new LoraEmbedding(path, mod);
     else if (mod instanceof Conv2d) layer = new LoraConv2d(path, mod);
     else {
-      throw new Error(`target module ${JSON.stringify(path)} is a ${mod.constructor.name}; supported: Linear, Conv1D, Embedding, Conv2d ` +
+      throw new Error(`target module ${JSON.stringify(path)} is a ${mod.constructor.name}; supported: Linear, Linear4bit, Conv1D, Embedding, Conv2d ` +
         `(target a layer inside it, or narrow targetModules / use excludeModules)`);
     }
     this.model.setSubmodule(path, layer);

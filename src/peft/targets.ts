@@ -2,7 +2,7 @@
  * Which modules an adapter wraps, exactly as PEFT decides (tuners_utils.check_target_module_exists,
  * _maybe_include_all_linear_layers, lora/model.py's rank/alpha patterns). Paths are HF dotted module names.
  */
-import { Conv1D, Linear, type Module } from "../nn/index.js";
+import { Conv1D, Linear, Linear4bit, type Module } from "../nn/index.js";
 import type { LoraConfig, TargetModules } from "./config.js";
 
 /** list: the path equals an entry or ends with "." + entry; string: the regex matches the whole path. */
@@ -28,11 +28,11 @@ function layerAllowed(config: LoraConfig, path: string): boolean {
 /** The output head "all-linear" leaves out (PEFT: the model's output embeddings, `lm_head` in HF causal LMs). */
 export const OUTPUT_HEAD = "lm_head";
 
-/** "all-linear" → the set of last name components of every Linear/Conv1D except the output head (PEFT). */
+/** "all-linear" → the set of last name components of every Linear/Linear4bit/Conv1D except the output head (PEFT). */
 export function expandAllLinear(model: Module): string[] {
   const names = new Set<string>();
   for (const [path, m] of model.namedModules()) {
-    if (!(m instanceof Linear || m instanceof Conv1D)) continue;
+    if (!(m instanceof Linear || m instanceof Conv1D || m instanceof Linear4bit)) continue;
     const last = path.slice(path.lastIndexOf(".") + 1);
     if (last !== OUTPUT_HEAD) names.add(last);
   }

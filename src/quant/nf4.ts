@@ -123,6 +123,10 @@ export class Nf4Weight {
     this.rowNormSq = this.computeRowNormSq();
   }
 
+  /** Cache-key surface shared with Tensor (DoRA keys its caches on `data` and `version`; a frozen base never changes). */
+  get data(): Uint8Array { return this.codes; }
+  version = 0;
+
   get numel(): number { return this.shape[0] * this.shape[1]; }
 
   /** Bytes held for this weight (codes, scales, nested scales, maps). */
