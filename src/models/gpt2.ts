@@ -9,7 +9,7 @@ import { type Layer, LayerNorm, Linear, Module } from "../nn/index.js";
 import { type Tensor, add, arange, gelu, indexTensor, reshape, scaledDotProductAttention, split, transpose } from "../tensor/index.js";
 import type { ModelConfig } from "./config.js";
 import {
-  type CausalLM, type ForwardOptions, KVCache, ModuleList, type WeightProvider, checkIds, makeConv1D, makeEmbedding, makeLinear, shiftedLoss,
+  type CausalLM, type ForwardOptions, KVCache, ModuleList, type WeightProvider, checkIds, makeConv1D, makeEmbedding, makeLinear, runDecoderLayer, shiftedLoss,
 } from "./model.js";
 
 function makeLayerNorm(w: WeightProvider, key: string, dim: number, eps: number): LayerNorm {
@@ -81,6 +81,8 @@ export class GPT2Model extends Module {
 }
 
 export class GPT2LMHeadModel extends Module implements CausalLM {
+  gradientCheckpointing = false;
+
   constructor(readonly config: ModelConfig, w: WeightProvider) {
     super();
     const t = this.registerModule("transformer", new GPT2Model(config, w));
@@ -91,7 +93,7 @@ export class GPT2LMHeadModel extends Module implements CausalLM {
   }
 
   forward(inputIds: Tensor, opts: ForwardOptions = {}): Tensor {
-    const [, s] = checkIds(inputIds, this.config.vocabSize);
+    const [, s] = checkIds(inputIds);
     const cache = opts.cache;
     const start = cache?.length ?? 0;
     if (start + s > this.config.maxPositionEmbeddings) {
@@ -101,7 +103,10 @@ export class GPT2LMHeadModel extends Module implements CausalLM {
     const pos = indexTensor(Int32Array.from(arange(s).f32(), (p) => p + start), [s]);
     let h = add(t.child<Layer>("wte").forward(inputIds), t.child<Layer>("wpe").forward(pos)); // [B, S, D] + [S, D]
     const blocks = t.child<ModuleList<GPT2Block>>("h");
-    for (let i = 0; i < blocks.length; i++) h = blocks.at(i).forward(h, cache);
+    for (let i = 0; i < blocks.length; i++) {
+      const block = blocks.at(i);
+      h = runDecoderLayer(this.gradientCheckpointing, block, cache, (x) => block.forward(x, cache), h);
+    }
     h = t.child<Layer>("ln_f").forward(h);
     return this.child<Layer>("lm_head").forward(h);
   }

@@ -11,7 +11,7 @@ import { type Layer, Module, RMSNorm } from "../nn/index.js";
 import { type Tensor, add, mul, reshape, rope, scaledDotProductAttention, silu, tensor, transpose } from "../tensor/index.js";
 import type { ModelConfig, RopeScaling } from "./config.js";
 import {
-  type CausalLM, type ForwardOptions, KVCache, ModuleList, type WeightProvider, checkIds, makeEmbedding, makeLinear, shiftedLoss,
+  type CausalLM, type ForwardOptions, KVCache, ModuleList, type WeightProvider, checkIds, makeEmbedding, makeLinear, makeProjection, runDecoderLayer, shiftedLoss,
 } from "./model.js";
 
 function makeRmsNorm(w: WeightProvider, key: string, dim: number, eps: number): RMSNorm {
@@ -63,10 +63,10 @@ export class LlamaAttention extends Module {
   constructor(readonly config: ModelConfig, w: WeightProvider, key: string, readonly layerIdx: number) {
     super();
     const { hiddenSize: h, numHeads: nh, numKvHeads: nkv, headDim: hd, qkvBias, oBias } = config;
-    this.registerModule("q_proj", makeLinear(w, `${key}.q_proj`, h, nh * hd, qkvBias));
-    this.registerModule("k_proj", makeLinear(w, `${key}.k_proj`, h, nkv * hd, qkvBias));
-    this.registerModule("v_proj", makeLinear(w, `${key}.v_proj`, h, nkv * hd, qkvBias));
-    this.registerModule("o_proj", makeLinear(w, `${key}.o_proj`, nh * hd, h, oBias));
+    this.registerModule("q_proj", makeProjection(w, `${key}.q_proj`, h, nh * hd, qkvBias));
+    this.registerModule("k_proj", makeProjection(w, `${key}.k_proj`, h, nkv * hd, qkvBias));
+    this.registerModule("v_proj", makeProjection(w, `${key}.v_proj`, h, nkv * hd, qkvBias));
+    this.registerModule("o_proj", makeProjection(w, `${key}.o_proj`, nh * hd, h, oBias));
   }
 
   // x: [B, S, hidden]; cos/sin: [S, hd]
@@ -87,9 +87,9 @@ export class LlamaMLP extends Module {
   constructor(config: ModelConfig, w: WeightProvider, key: string) {
     super();
     const { hiddenSize: h, intermediateSize: m, mlpBias } = config;
-    this.registerModule("gate_proj", makeLinear(w, `${key}.gate_proj`, h, m, mlpBias));
-    this.registerModule("up_proj", makeLinear(w, `${key}.up_proj`, h, m, mlpBias));
-    this.registerModule("down_proj", makeLinear(w, `${key}.down_proj`, m, h, mlpBias));
+    this.registerModule("gate_proj", makeProjection(w, `${key}.gate_proj`, h, m, mlpBias));
+    this.registerModule("up_proj", makeProjection(w, `${key}.up_proj`, h, m, mlpBias));
+    this.registerModule("down_proj", makeProjection(w, `${key}.down_proj`, m, h, mlpBias));
   }
 
   forward(x: Tensor): Tensor {
@@ -129,6 +129,7 @@ export class LlamaModel extends Module {
 /** transformers' `LlamaForCausalLM` (also Mistral, Qwen2). */
 export class LlamaForCausalLM extends Module implements CausalLM {
   private readonly invFreq: Float64Array;
+  gradientCheckpointing = false;
 
   constructor(readonly config: ModelConfig, w: WeightProvider) {
     super();
@@ -143,7 +144,7 @@ export class LlamaForCausalLM extends Module implements CausalLM {
   }
 
   forward(inputIds: Tensor, opts: ForwardOptions = {}): Tensor {
-    const [, s] = checkIds(inputIds, this.config.vocabSize);
+    const [, s] = checkIds(inputIds);
     const cache = opts.cache;
     const start = cache?.length ?? 0;
     const win = this.config.slidingWindow;
@@ -154,7 +155,10 @@ export class LlamaForCausalLM extends Module implements CausalLM {
     const model = this.child("model");
     let h = model.child<Layer>("embed_tokens").forward(inputIds);
     const layers = model.child<ModuleList<LlamaDecoderLayer>>("layers");
-    for (let i = 0; i < layers.length; i++) h = layers.at(i).forward(h, cos, sin, cache);
+    for (let i = 0; i < layers.length; i++) {
+      const layer = layers.at(i);
+      h = runDecoderLayer(this.gradientCheckpointing, layer, cache, (x) => layer.forward(x, cos, sin, cache), h);
+    }
     h = model.child<Layer>("norm").forward(h);
     return this.child<Layer>("lm_head").forward(h);
   }

@@ -2,8 +2,9 @@
  * What the LLaMA and GPT-2 families share: the `CausalLM` contract, the KV cache, HF's shifted LM loss, and
  * building layers straight from a weight provider (so a checkpoint is never held twice while loading).
  */
-import { Conv1D, Embedding, Linear, Module } from "../nn/index.js";
-import { Rng, Tensor, cat, crossEntropy, full, indexTensor, randn, reshape, slice, zeros } from "../tensor/index.js";
+import { Conv1D, Embedding, Linear, Linear4bit, Module } from "../nn/index.js";
+import { Rng, Tensor, cat, checkpoint, crossEntropy, full, indexTensor, isGradEnabled, randn, reshape, slice, zeros } from "../tensor/index.js";
+import type { Nf4Weight } from "../quant/index.js";
 import type { ModelConfig } from "./config.js";
 
 export interface ForwardOptions {
@@ -19,6 +20,20 @@ export interface CausalLM extends Module {
   loss(inputIds: Tensor, labels?: Tensor): Tensor;
   /** An empty KV cache sized for this model. */
   newCache(): KVCache;
+  /**
+   * Recompute each decoder layer in backward instead of keeping its activations (HF
+   * `gradient_checkpointing_enable()`): one extra forward per step for activation memory of one layer.
+   */
+  gradientCheckpointing: boolean;
+}
+
+/**
+ * Runs one decoder layer, checkpointed (src/tensor/checkpoint.ts) when `enabled`, a graph is being built and no
+ * KV cache is being filled (recomputing would append to it twice).
+ */
+export function runDecoderLayer(enabled: boolean, layer: Module, cache: KVCache | undefined, f: (h: Tensor) => Tensor, h: Tensor): Tensor {
+  if (!enabled || cache || !isGradEnabled()) return f(h);
+  return checkpoint(f, [h], { params: layer.parameters(), rngs: layer.rngs() });
 }
 
 /**
@@ -74,12 +89,11 @@ export function shiftedLoss(logits: Tensor, labels: Tensor): Tensor {
   return crossEntropy(lg, indexTensor(shifted, [b * (s - 1)]));
 }
 
-/** Checks ids [B, S] int32 and returns [B, S]. */
-export function checkIds(inputIds: Tensor, vocab: number): [number, number] {
+/** Checks ids [B, S] int32 and returns [B, S] (the embedding op range-checks each id). */
+export function checkIds(inputIds: Tensor): [number, number] {
   if (inputIds.dtype !== "int32" || inputIds.ndim !== 2) {
     throw new Error(`forward: inputIds must be an int32 tensor [B, S], got ${inputIds.dtype} [${inputIds.shape.join(", ")}]`);
   }
-  void vocab; // the embedding op range-checks each id
   return inputIds.shape as [number, number];
 }
 
@@ -87,7 +101,14 @@ export function checkIds(inputIds: Tensor, vocab: number): [number, number] {
  * Supplies each parameter by its HF key and expected shape as the model is built. `loadModel` reads them from
  * safetensors (checking shapes), `randomWeights` draws them.
  */
-export type WeightProvider = (key: string, shape: readonly number[], kind: "matrix" | "vector") => Tensor;
+export type WeightProvider = ((key: string, shape: readonly number[], kind: "matrix" | "vector") => Tensor) & {
+  /**
+   * Optional: the 4-bit weight of the decoder projection whose weight is `key` ([out, in]), or null to load it as a
+   * float matrix. `loadModel` sets it for `quantize: "nf4"` (quantised here, tensor by tensor) and for checkpoints
+   * bitsandbytes already quantised.
+   */
+  linear4bit?: (key: string, shape: readonly [number, number]) => Nf4Weight | null;
+};
 
 /** N(0, std²) matrices, zero biases and unit norm weights (HF's `_init_weights`), seeded. */
 export function randomWeights(seed = 0, std = 0.02): WeightProvider {
@@ -108,6 +129,13 @@ export function makeLinear(w: WeightProvider, key: string, inF: number, outF: nu
   l.registerParameter("weight", w(`${key}.weight`, [outF, inF], "matrix"));
   l.registerParameter("bias", bias ? w(`${key}.bias`, [outF], "vector") : null);
   return l;
+}
+
+/** A decoder projection: a Linear4bit when the provider supplies a 4-bit weight for it, else a Linear. */
+export function makeProjection(w: WeightProvider, key: string, inF: number, outF: number, bias: boolean): Linear | Linear4bit {
+  const q = w.linear4bit?.(`${key}.weight`, [outF, inF]) ?? null;
+  if (q) return new Linear4bit(q, bias ? w(`${key}.bias`, [outF], "vector") : null);
+  return makeLinear(w, key, inF, outF, bias);
 }
 
 /** GPT-2 Conv1D, weight [in, out]. */
