@@ -9,6 +9,9 @@ import { existsSync, mkdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { SafetensorsError, type TensorSource, type TensorToWrite, openModelWeights, writeFileAtomic, writeSafetensors } from "../io/index.js";
 import { Tensor } from "../tensor/index.js";
+import { Linear4bit } from "../nn/index.js";
+import { type Nf4Weight, quantizeNf4 } from "../quant/index.js";
+import { isBnb4bit, readBnb4bit } from "./bnb4bit.js";
 import { type ModelConfig, ModelConfigError, readModelConfig } from "./config.js";
 import { GPT2LMHeadModel } from "./gpt2.js";
 import { type HubOptions, downloadModel, looksLikeHubId } from "./hub.js";
@@ -27,6 +30,15 @@ export interface LoadOptions {
   keepFrozenIn16Bit?: boolean;
   /** For hub ids: revision, cache folder, endpoint, token, offline, progress. */
   hub?: HubOptions;
+  /**
+   * "nf4": quantise the decoder's linear projections to 4-bit NF4 as they are read (bitsandbytes'
+   * `BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4")`), one tensor at a time, so the float
+   * model never exists in memory. Embeddings, norms and lm_head stay as `dtype` / `keepFrozenIn16Bit` say.
+   * Checkpoints bitsandbytes already quantised (`*-bnb-4bit`) load as 4-bit whatever this says.
+   */
+  quantize?: "nf4";
+  /** bnb_4bit_use_double_quant: 8-bit scales (≈0.516 bytes per weight instead of 0.5625). Default true. */
+  doubleQuant?: boolean;
 }
 
 /** Builds the model class for `config` from `weights`. */
@@ -80,7 +92,7 @@ function candidates(key: string): string[] {
 }
 
 function fileWeights(src: TensorSource, config: ModelConfig, used: Set<string>, opts: LoadOptions): WeightProvider {
-  return (key, shape, kind) => {
+  const provider: WeightProvider = (key, shape, kind) => {
     const name = candidates(key).find((k) => src.has(k));
     if (name === undefined) {
       throw new SafetensorsError(`${src.path}: missing tensor "${key}" (shape [${shape.join(", ")}]) required by ${config.architecture}; ` +
@@ -102,6 +114,15 @@ function fileWeights(src: TensorSource, config: ModelConfig, used: Set<string>, 
     const t = new Tensor(src.readFloat32(name), shape);
     return kind === "matrix" && opts.dtype && opts.dtype !== "float32" ? t.to(opts.dtype) : t;
   };
+  provider.linear4bit = (key, shape): Nf4Weight | null => {
+    const name = candidates(key).find((k) => src.has(k));
+    if (name !== undefined && isBnb4bit(src, name)) return readBnb4bit(src, name, shape, used);
+    if (opts.quantize === undefined) return null;
+    if (opts.quantize !== "nf4") throw new ModelConfigError(`loadModel: quantize ${JSON.stringify(opts.quantize)} is not supported (use "nf4")`);
+    const w = provider(key, shape, "matrix"); // read and shape-checked like any matrix, then quantised and dropped
+    return quantizeNf4(w.f32(), shape, { doubleQuant: opts.doubleQuant ?? true });
+  };
+  return provider;
 }
 
 export interface SaveOptions {
@@ -118,6 +139,12 @@ const SAFETENSORS_DTYPE = { float32: "F32", bfloat16: "BF16", float16: "F16" } a
 export function saveModel(model: CausalLM, dir: string, opts: SaveOptions = {}): void {
   const dtype = opts.dtype ?? "float32";
   const tensors = new Map<string, TensorToWrite>();
+  const fourBit = model.namedModules().filter((e): e is [string, Linear4bit] => e[1] instanceof Linear4bit);
+  if (fourBit.length > 0) {
+    // a 4-bit layer has no float weight to save: write Ŵ (re-quantising it later would round once more)
+    process.emitWarning(`saveModel: ${fourBit.length} layers hold 4-bit (NF4) weights; writing their dequantised weights as ${dtype}`);
+    for (const [path, m] of fourBit) tensors.set(`${path}.weight`, { dtype: SAFETENSORS_DTYPE[dtype], shape: [...m.qweight.shape], data: m.qweight.dequantize() });
+  }
   for (const [key, t] of model.namedParameters()) {
     if (/\.(lora_|base_layer\.)|lora_magnitude_vector/.test(key)) {
       throw new Error(`saveModel: parameter "${key}" belongs to an adapter; merge and unload adapters before saving the base model`);
@@ -129,6 +156,7 @@ export function saveModel(model: CausalLM, dir: string, opts: SaveOptions = {}):
   }
   mkdirSync(dir, { recursive: true });
   writeSafetensors(join(dir, "model.safetensors"), tensors, { format: "pt" });
-  const raw = { ...model.config.raw, torch_dtype: dtype };
+  const raw: Record<string, unknown> = { ...model.config.raw, torch_dtype: dtype };
+  delete raw["quantization_config"]; // the weights written are plain floats
   writeFileAtomic(join(dir, "config.json"), `${JSON.stringify(raw, null, 2)}\n`);
 }

@@ -108,6 +108,9 @@ export abstract class LoraLayer extends Module {
   /** The fused forward of plain LoRA (LoraLinear overrides it); null = not available. */
   protected fusedLora(_a: LoraAdapter, _x: Tensor, _fo: FusedOperands): Tensor | null { return null; }
 
+  /** The adapters' dropout generators (gradient checkpointing replays them). */
+  override ownRngs(): Rng[] { return [...this.adapters.values()].map((a) => a.rng); }
+
   /** x̃ = dropout(x) when the adapter's dropout is active, else null (PEFT's fast path reuses base(x)). */
   dropoutInput(a: LoraAdapter, x: Tensor): Tensor | null {
     if (!this.training || a.dropout === 0) return null;
