@@ -25,12 +25,12 @@ export function formatCount(n: number): string {
 }
 
 /** --model: a local folder, or a hub id (downloaded once into the HF cache). */
-export async function openModel(flag: string, value: string | undefined): Promise<{ model: models.CausalLM; dir: string }> {
+export async function openModel(flag: string, value: string | undefined, opts: models.LoadOptions = {}): Promise<{ model: models.CausalLM; dir: string }> {
   if (value === undefined) throw new UsageError(`missing required flag --${flag}`);
   if (!existsSync(value) && !models.looksLikeHubId(value)) throw new UsageError(`--${flag} ${value}: no such folder (and not a hub id)`);
   if (existsSync(value)) requirePath(flag, value, "dir");
   const dir = existsSync(value) ? value : await models.downloadModel(value);
-  return { model: models.loadModelFromDir(dir), dir };
+  return { model: models.loadModelFromDir(dir, opts), dir };
 }
 
 /** --adapter DIR: wrap the model with the PEFT adapter in DIR (frozen unless trainable); no flag → the model itself. */

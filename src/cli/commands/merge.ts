@@ -18,6 +18,7 @@ export const mergeCmd: Command = {
       { name: "adapter", type: "string", meta: "DIR", required: true, help: "PEFT adapter folder" },
       { name: "output-dir", type: "string", meta: "DIR", required: true, help: "where to write config.json + model.safetensors" },
       { name: "dtype", type: "string", choices: ["float32", "float16", "bfloat16"], help: "weights dtype (default: the base's)" },
+      { name: "quantize", type: "string", choices: ["nf4"], help: "the adapter was trained on a 4-bit base (--quantize nf4): merge into the dequantised NF4 weights" },
     ],
     examples: ["npx dora merge --model examples/tiny-llama --adapter out/tiny-dora --output-dir out/tiny-merged"],
   },
@@ -25,7 +26,7 @@ export const mergeCmd: Command = {
     const g = getters(p);
     const adapter = requirePath("adapter", g.str("adapter"), "dir");
     if (!existsSync(join(adapter, "adapter_config.json"))) throw new UsageError(`--adapter ${adapter}: no adapter_config.json in this folder`);
-    const { model, dir } = await openModel("model", g.str("model"));
+    const { model, dir } = await openModel("model", g.str("model"), g.str("quantize") === "nf4" ? { quantize: "nf4" } : {});
     const merged = PeftModel.fromPretrained(model, adapter).mergeAndUnload();
     const out = g.str("output-dir")!;
     const dtype = (g.str("dtype") as "float32" | "float16" | "bfloat16" | undefined) ?? weightsDtype(dir);

@@ -29,6 +29,8 @@ export const TRAIN_FLAGS: FlagSpec[] = [
   { name: "target-modules", type: "list", meta: "a,b,...|all-linear", help: "module name suffixes to adapt (default: PEFT's per architecture)" },
   { name: "use-rslora", type: "boolean", help: "scale by alpha/√r (rsLoRA)" },
   { name: "full-finetune", type: "boolean", help: "train every weight instead of an adapter" },
+  { name: "quantize", type: "string", choices: ["nf4"], help: "hold the base's decoder projections in 4-bit NF4 (QLoRA / QDoRA; bitsandbytes' layout, double-quantised)" },
+  { name: "gradient-checkpointing", type: "boolean", help: "recompute each decoder layer in backward: activation memory of one layer, one more forward" },
   { name: "learning-rate", type: "number", default: D.learningRate, help: "peak learning rate" },
   { name: "num-train-epochs", type: "number", default: D.numTrainEpochs, help: "epochs (ignored when --max-steps is set)" },
   { name: "max-steps", type: "int", default: 0, help: "optimizer steps (0 = use epochs)" },
@@ -111,7 +113,9 @@ export const train: Command = {
     }
     const dropout = g.num("lora-dropout")!;
     if (dropout < 0 || dropout >= 1) throw new UsageError(`--lora-dropout must be in [0, 1), got ${dropout}`);
-    const { model, dir } = await openModel("model", g.str("model"));
+    if (g.str("quantize") !== undefined && g.bool("full-finetune")) throw new UsageError("--quantize and --full-finetune cannot be combined (4-bit weights are frozen)");
+    const { model, dir } = await openModel("model", g.str("model"), g.str("quantize") === "nf4" ? { quantize: "nf4" } : {});
+    model.gradientCheckpointing = g.bool("gradient-checkpointing");
     const tok = tokenizerIfAny(dir);
     const dataOpts = { cutoffLen: g.num("cutoff-len")!, trainOnInputs: g.bool("train-on-inputs") };
     let trainData: Example[] = loadDataset(dataFile, tok, dataOpts);
