@@ -11,6 +11,8 @@ import type { DoraOperands } from "./dora.js";
 import { LoraLayer, type FusedOperands, type LoraAdapter } from "./layer.js";
 import { applyMask, dropoutMask, gemm, scaleInPlace } from "./flat.js";
 
+let warnedMerge4bit = false;
+
 export class LoraLinear extends LoraLayer {
   readonly kind = "linear" as const;
   /** True when the weight is stored [in, out] (Conv1D). */
@@ -79,8 +81,11 @@ export class LoraLinear extends LoraLayer {
   override merge(names: readonly string[] = this.activeAdapters): void {
     const q = this.base4bit;
     if (q && names.some((n) => !this.merged.includes(n))) {
-      process.emitWarning(`${this.path}: merging into a 4-bit (NF4) base: the weight is dequantised to float32 first ` +
-        `and stays float32 (re-quantising the merged weight would round it again)`);
+      if (!warnedMerge4bit) {
+        warnedMerge4bit = true;
+        process.emitWarning(`${this.path} (and any other 4-bit layer merged in this process): merging into a 4-bit (NF4) base ` +
+          `dequantises the weight to float32 first, and it stays float32 (re-quantising the merged weight would round it again)`);
+      }
       this.baseLayer = q.toLinear();
       this.registerModule("base_layer", this.baseLayer);
     }

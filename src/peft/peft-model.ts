@@ -141,6 +141,7 @@ export class PeftModel<M extends Module = Module> extends Module {
   printTrainableParameters(print = true): string {
     let trainable = 0, all = 0;
     for (const [, t] of this.namedParameters()) { all += t.numel; if (t.requiresGrad) trainable += t.numel; }
+    for (const [, m] of this.namedModules()) if (m instanceof Linear4bit) all += m.qweight.numel; // 4-bit weights are not Tensors
     const fmt = (n: number): string => n.toLocaleString("en-US");
     const s = `trainable params: ${fmt(trainable)} || all params: ${fmt(all)} || trainable%: ${(100 * trainable / all).toFixed(4)}`;
     if (print) console.log(s);
