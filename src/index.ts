@@ -17,3 +17,6 @@ export { lrMultiplier, SCHEDULER_TYPES, type SchedulerType } from "./train/sched
 export { loadDataset, collate, packExamples, alpacaPrompt, IGNORE_INDEX, DataError, type Example, type Batch } from "./train/data.js";
 export { Trainer, DEFAULT_TRAINING_ARGUMENTS, NonFiniteLossError, type TrainingArguments, type LogRecord } from "./train/trainer.js";
 export { Progress } from "./train/progress.js";
+export { evaluateMultipleChoice, loadMcItems, mcPrompt, scoreItem, type McItem, type McResult } from "./train/multiple-choice.js";
+export { EMBEDDED, DEFAULT_RECIPE } from "./train/embedded.js";
+export * as analysis from "./analysis/index.js";

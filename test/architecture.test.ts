@@ -16,6 +16,7 @@ const allowed: Record<string, string[]> = {
   peft: ["peft", "nn", "tensor", "io", "backend", "quant"],
   models: ["models", "nn", "tensor", "io", "backend", "quant"],
   train: ["train", "models", "peft", "nn", "tensor", "io", "backend", "quant"],
+  analysis: ["analysis", "train", "peft", "models", "nn", "tensor", "io", "backend"],
   cli: ["cli"],
 };
 
