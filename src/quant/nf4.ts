@@ -148,9 +148,14 @@ export class Nf4Weight {
   /** Ŵ row i into `out` (length `in`). */
   dequantizeRow(i: number, out: Float32Array, scales = this.scales()): Float32Array {
     const cols = this.shape[1], bs = this.blockSize, lut = this.quantMap, codes = this.codes;
-    for (let j = 0, f = i * cols; j < cols; j++, f++) {
-      const byte = codes[f >> 1]!;
-      out[j] = Math.fround(lut[(f & 1) === 0 ? byte >> 4 : byte & 15]! * scales[Math.floor(f / bs)]!);
+    const f0 = i * cols, f1 = f0 + cols;
+    // block by block: one scale lookup per run, Math.fround(level·scale) as bnb's float32 product
+    for (let f = f0; f < f1;) {
+      const b = Math.floor(f / bs), end = Math.min(f1, (b + 1) * bs), sc = scales[b]!;
+      for (; f < end; f++) {
+        const byte = codes[f >> 1]!;
+        out[f - f0] = Math.fround(lut[(f & 1) === 0 ? byte >> 4 : byte & 15]! * sc);
+      }
     }
     return out;
   }
@@ -195,13 +200,43 @@ function quantizeBlocks(x: Float32Array, blockSize: number, levels: Float32Array
   return absmax;
 }
 
+/** Midpoints between consecutive NF4 levels (exact in float64): nearest level = count of midpoints below. */
+const NF4_MIDS = Float64Array.from({ length: 15 }, (_, j) => (NF4_LEVELS[j]! + NF4_LEVELS[j + 1]!) / 2);
+
+/**
+ * quantizeBlocks specialised to the 16 NF4 levels (the load-time hot loop): the code is the number of midpoints
+ * below the scaled value, ties to the lower level as argmin; codes packed high nibble first.
+ */
+function quantizeNf4Blocks(x: Float32Array, blockSize: number, codes: Uint8Array): Float32Array {
+  const blocks = Math.ceil(x.length / blockSize), absmax = new Float32Array(blocks), M = NF4_MIDS;
+  const m0 = M[0]!, m1 = M[1]!, m2 = M[2]!, m3 = M[3]!, m4 = M[4]!, m5 = M[5]!, m6 = M[6]!, m7 = M[7]!;
+  const m8 = M[8]!, m9 = M[9]!, m10 = M[10]!, m11 = M[11]!, m12 = M[12]!, m13 = M[13]!, m14 = M[14]!;
+  for (let b = 0; b < blocks; b++) {
+    const lo = b * blockSize, hi = Math.min(lo + blockSize, x.length);
+    let m = 0;
+    for (let i = lo; i < hi; i++) { const a = Math.abs(x[i]!); if (a > m) m = a; }
+    absmax[b] = m;
+    const inv = m === 0 ? 0 : Math.fround(1 / absmax[b]!);
+    for (let i = lo; i < hi; i++) {
+      let v = Math.fround(x[i]! * inv);
+      if (v > 1) v = 1; else if (v < -1) v = -1;
+      // branch-free (random weights defeat the branch predictor): the number of midpoints below v
+      const c = (v > m0 ? 1 : 0) + (v > m1 ? 1 : 0) + (v > m2 ? 1 : 0) + (v > m3 ? 1 : 0) + (v > m4 ? 1 : 0) +
+        (v > m5 ? 1 : 0) + (v > m6 ? 1 : 0) + (v > m7 ? 1 : 0) + (v > m8 ? 1 : 0) + (v > m9 ? 1 : 0) +
+        (v > m10 ? 1 : 0) + (v > m11 ? 1 : 0) + (v > m12 ? 1 : 0) + (v > m13 ? 1 : 0) + (v > m14 ? 1 : 0);
+      codes[i >> 1] = (i & 1) === 0 ? c << 4 : codes[i >> 1]! | c;
+    }
+  }
+  return absmax;
+}
+
 /** Quantises a row-major [out, in] float32 weight to NF4 (bnb `quantize_4bit(quant_type="nf4")`). */
 export function quantizeNf4(w: Float32Array, shape: readonly [number, number], opts: QuantizeOptions = {}): Nf4Weight {
   const blockSize = opts.blockSize ?? NF4_BLOCK_SIZE;
   if (w.length !== shape[0] * shape[1]) throw new Error(`quantizeNf4: ${w.length} values do not fill [${shape.join(", ")}]`);
   if (!Number.isInteger(blockSize) || blockSize < 2 || blockSize % 2 !== 0) throw new Error(`quantizeNf4: block size must be an even integer ≥ 2, got ${blockSize}`);
   const codes = new Uint8Array(Math.ceil(w.length / 2));
-  const absmax = quantizeBlocks(w, blockSize, NF4_LEVELS, (i, c) => { codes[i >> 1] = codes[i >> 1]! | ((i & 1) === 0 ? c << 4 : c); });
+  const absmax = quantizeNf4Blocks(w, blockSize, codes);
   if (opts.doubleQuant === false) return new Nf4Weight({ shape, blockSize, codes, absmax, nested: null });
   return new Nf4Weight({ shape, blockSize, codes, absmax: null, nested: doubleQuantize(absmax) });
 }
