@@ -80,17 +80,7 @@ export class Tensor {
   /** The int32 values in row-major order (index tensors). */
   i32(): Int32Array {
     if (this.dtype !== "int32") throw new Error(`i32: tensor has dtype ${this.dtype}, expected int32`);
-    const d = this.data as Int32Array;
-    if (this.isContiguous()) return d.subarray(this.offset, this.offset + this.numel);
-    const out = new Int32Array(this.numel);
-    const idx = new Array<number>(this.ndim).fill(0);
-    for (let i = 0; i < out.length; i++) {
-      let o = this.offset;
-      for (let k = 0; k < this.ndim; k++) o += idx[k]! * this.strides[k]!;
-      out[i] = d[o]!;
-      for (let k = this.ndim - 1; k >= 0; k--) { if (++idx[k]! < this.shape[k]!) break; idx[k] = 0; }
-    }
-    return out;
+    return this.rowMajor(this.data as Int32Array, Int32Array);
   }
 
   toArray(): number[] { return this.dtype === "int32" ? Array.from(this.i32()) : Array.from(this.f32()); }
@@ -124,9 +114,13 @@ export class Tensor {
   }
 
   private contiguousBits(): Uint16Array {
-    const d = this.data as Uint16Array;
-    if (this.isContiguous()) return d.subarray(this.offset, this.offset + this.numel);
-    const out = new Uint16Array(this.numel);
+    return this.rowMajor(this.data as Uint16Array, Uint16Array);
+  }
+
+  /** The elements of a non-float32 buffer in row-major order: a view when contiguous, else an element-wise gather. */
+  private rowMajor<A extends Int32Array | Uint16Array>(d: A, Ctor: new (n: number) => A): A {
+    if (this.isContiguous()) return d.subarray(this.offset, this.offset + this.numel) as A;
+    const out = new Ctor(this.numel);
     const idx = new Array<number>(this.ndim).fill(0);
     for (let i = 0; i < out.length; i++) {
       let o = this.offset;
