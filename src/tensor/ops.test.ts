@@ -100,6 +100,8 @@ describe("closed forms", () => {
     expect(a.slice(1, 1, 3).toArray()).toEqual([2, 3, 5, 6]);
     expect(a.slice(1, 1, 3).data).toBe(a.data);
     expect(tensor([7, 8], [2, 1]).expand([2, 3]).toArray()).toEqual([7, 7, 7, 8, 8, 8]);
+    expect(indexTensor([1, 2, 3, 4, 5, 6], [2, 3]).T.toArray()).toEqual([1, 4, 2, 5, 3, 6]);
+    expect(tensor([1, 2.5, -3, 4], [2, 2]).to("bfloat16").T.float().toArray()).toEqual([1, -3, 2.5, 4]);
   });
   it("gradients accumulate across backward calls and detach cuts the graph", () => {
     const x = tensor([1, 2, 3]).requiresGrad_();
