@@ -7,6 +7,10 @@
 import type { Backend, UnaryOp } from "../backend.js";
 import { jsBackend } from "../js/index.js";
 import { loadAddon, nativeGemm } from "./addon.js";
+import {
+  attentionBackwardGemm, attentionForwardGemm, crossEntropyBackwardRows, crossEntropyForwardRows,
+} from "./composed.js";
+import { binaryFast } from "./fastpath.js";
 
 const UNARY: Partial<Record<UnaryOp, number>> = { exp: 0, silu: 1, gelu: 2 };
 
@@ -52,7 +56,7 @@ export function checkGemmNf4(form: string, m: number, n: number, k: number, a: F
 /** Loads the addon and returns the native Backend; throws (with `cause`) when the addon cannot load. */
 export function loadNativeBackend(): Backend {
   const addon = loadAddon();
-  return {
+  const be: Backend = {
     ...jsBackend,
     name: "native",
     gemm(form, m, n, k, a, aOff, lda, strideA, b, bOff, ldb, strideB, c, cOff, ldc, strideC, batch, accumulate) {
@@ -105,7 +109,28 @@ export function loadNativeBackend(): Backend {
       checkArrays("adamwStep", sizes, n, { p, g, m, v });
       addon.adamwStep(p, g, m, v, n, lr, beta1, beta2, eps, weightDecay, step);
     },
+    binary(op, out, a, aOff, aStrides, b, bOff, bStrides, shape) {
+      if (!binaryFast(op, out, a, aOff, aStrides, b, bOff, bStrides, shape)) jsBackend.binary(op, out, a, aOff, aStrides, b, bOff, bStrides, shape);
+    },
+    crossEntropyForward(loss, lse, logits, targets, rows, cols, ignoreIndex) {
+      const sizes = checkCounts("crossEntropyForward", { rows, cols });
+      checkArrays("crossEntropyForward", sizes, rows * cols, { logits });
+      return crossEntropyForwardRows(be, loss, lse, logits, targets, rows, cols, ignoreIndex);
+    },
+    crossEntropyBackward(dlogits, logits, _lse, targets, rows, cols, ignoreIndex, scale) {
+      const sizes = checkCounts("crossEntropyBackward", { rows, cols });
+      checkArrays("crossEntropyBackward", sizes, rows * cols, { dlogits, logits });
+      crossEntropyBackwardRows(be, dlogits, logits, targets, rows, cols, ignoreIndex, scale);
+    },
+    // attention as batched native GEMMs + native softmax (./attention.ts); sizes are checked by the tensor op
+    attentionForward(out, lse, q, k, v, b, h, hkv, sq, sk, d, scale) {
+      attentionForwardGemm(be, out, lse, q, k, v, b, h, hkv, sq, sk, d, scale);
+    },
+    attentionBackward(dq, dk, dv, dout, q, k, v, _out, _lse, b, h, hkv, sq, sk, d, scale) {
+      attentionBackwardGemm(be, dq, dk, dv, dout, q, k, v, b, h, hkv, sq, sk, d, scale);
+    },
   };
+  return be;
 }
 
 /** The addon's instruction set (chosen at load by CPU features, or DORA_ISA) and its pool size. */

@@ -1,0 +1,75 @@
+/** Native kernels composed in TS (attention, cross-entropy rows, binary fast paths) against the js spec: MHA, GQA, Sq < Sk (KV cache), odd sizes. */
+import { describe, expect, it } from "vitest";
+import { jsBackend } from "../js/index.js";
+import { loadNativeBackend } from "./index.js";
+
+const native = loadNativeBackend();
+
+function rand(n: number, seed: number): Float32Array {
+  let s = seed >>> 0;
+  return Float32Array.from({ length: n }, () => { s = (Math.imul(s, 1664525) + 1013904223) >>> 0; return s / 2 ** 32 - 0.5; });
+}
+
+function maxRel(a: Float32Array, b: Float32Array): number {
+  let m = 0, scale = 0;
+  for (let i = 0; i < a.length; i++) { m = Math.max(m, Math.abs(a[i]! - b[i]!)); scale = Math.max(scale, Math.abs(b[i]!)); }
+  return m / Math.max(scale, 1e-30);
+}
+
+describe("native attention matches the js spec", () => {
+  it.each([
+    [2, 4, 4, 7, 7, 8], [1, 6, 2, 5, 5, 4], [2, 4, 1, 3, 9, 6], [1, 2, 2, 1, 5, 2], [1, 8, 8, 33, 33, 16],
+  ])("b %i h %i hkv %i sq %i sk %i d %i", (b, h, hkv, sq, sk, d) => {
+    const q = rand(b * h * sq * d, 1), k = rand(b * hkv * sk * d, 2), v = rand(b * hkv * sk * d, 3), dout = rand(b * h * sq * d, 4);
+    const scale = 1 / Math.sqrt(d);
+    const run = (be: typeof jsBackend) => {
+      const out = new Float32Array(q.length), lse = new Float32Array(b * h * sq);
+      be.attentionForward(out, lse, q, k, v, b, h, hkv, sq, sk, d, scale);
+      const dq = new Float32Array(q.length), dk = new Float32Array(k.length), dv = new Float32Array(v.length);
+      be.attentionBackward(dq, dk, dv, dout, q, k, v, out, lse, b, h, hkv, sq, sk, d, scale);
+      return { out, lse, dq, dk, dv };
+    };
+    const js = run(jsBackend), nat = run(native);
+    for (const key of ["out", "lse", "dq", "dk", "dv"] as const) expect(maxRel(nat[key], js[key]), key).toBeLessThan(2e-5);
+  });
+});
+
+describe("native binary fast paths match the js spec", () => {
+  const shapes: [number[], number[], number[]][] = [
+    [[3, 5], [3, 5], [3, 5]], [[3, 5], [5], [3, 5]], [[5], [3, 5], [3, 5]], [[3, 5], [], [3, 5]], [[], [3, 5], [3, 5]],
+    [[3, 1], [3, 5], [3, 5]], [[2, 3, 4], [1, 1, 4], [2, 3, 4]], [[1], [4], [4]],
+  ];
+  it.each(shapes)("%j op %j", (sa, sb, out) => {
+    const strides = (s: number[]): number[] => {
+      const c = s.map((_, i) => s.slice(i + 1).reduce((p, q) => p * q, 1));
+      const off = out.length - s.length;
+      return out.map((n, i) => (i < off || s[i - off] !== n ? 0 : c[i - off]!));
+    };
+    const a = rand(1 + sa.reduce((p, q) => p * q, 1), 5), b = rand(1 + sb.reduce((p, q) => p * q, 1), 6);
+    const n = out.reduce((p, q) => p * q, 1);
+    for (const op of ["add", "sub", "mul", "div", "max"] as const) {
+      const x = new Float32Array(n), y = new Float32Array(n);
+      jsBackend.binary(op, x, a, 1, strides(sa), b, 1, strides(sb), out);
+      native.binary(op, y, a, 1, strides(sa), b, 1, strides(sb), out);
+      expect(Array.from(y), op).toEqual(Array.from(x));
+    }
+  });
+});
+
+describe("native cross-entropy rows match the js spec", () => {
+  it("forward and backward, with ignored rows and per-row scales", () => {
+    const rows = 7, cols = 13, x = rand(rows * cols, 9).map((v) => v * 8);
+    const t = Int32Array.from([0, 12, -100, 5, 3, -100, 7]);
+    const run = (be: typeof jsBackend, scale: Float32Array | number) => {
+      const loss = new Float32Array(rows), lse = new Float32Array(rows), d = new Float32Array(rows * cols);
+      const n = be.crossEntropyForward(loss, lse, x, t, rows, cols, -100);
+      be.crossEntropyBackward(d, x, lse, t, rows, cols, -100, scale);
+      return { n, loss, lse, d };
+    };
+    for (const scale of [0.25, rand(rows, 3)]) {
+      const a = run(jsBackend, scale), b = run(native, scale);
+      expect(b.n).toBe(a.n);
+      for (const k of ["loss", "lse", "d"] as const) expect(maxRel(b[k], a[k]), k).toBeLessThan(1e-6);
+    }
+  });
+});
