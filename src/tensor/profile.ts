@@ -4,7 +4,8 @@
  *
  * How time is attributed, with one boolean test per op when off:
  * - forward: every op calls `record` once its output exists, so the time since the previous mark (the last
- *   op, a module entry or exit) is that op's forward time. Glue between ops is a few microseconds.
+ *   op, a module entry or exit, a span) is that op's forward time. Non-op code between two marks (a few
+ *   microseconds of glue in a model's forward; any setup outside instrumented modules) lands on the next op.
  * - backward: `runBackward` times each node's backward closure; the node remembers the module path that was
  *   current when it was recorded, so backward time lands on the same layer as its forward.
  * - module paths come from `enterModule`/`exitModule`, which nn's `instrumentModules` wraps around forwards.
@@ -21,7 +22,7 @@ export let profiling = /^(1|true|yes|on)$/i.test(process.env["DORA_PROFILE"] ?? 
 const ops = new Map<string, OpStat>();
 const paths = new Map<string, PathStat>();
 const stack: string[] = [];
-let mark = 0;
+let mark = performance.now();
 let steps = 0;
 let exitHooked = false;
 

@@ -1,0 +1,196 @@
+/**
+ * Training throughput, dora-ts vs PyTorch, on the same LLaMA, init, data and step (issue 6):
+ * hidden 512 × 8 layers, 8 heads, intermediate 1376, vocab 4096 untied, seq 256 × batch 4, fp32, AdamW(lr 1e-4),
+ * modes full / LoRA / DoRA (r 16, alpha 32, q,k,v,o,gate,up,down), threads 1 and 2. Weights, token ids and the
+ * adapters' A (B = 0, PEFT's init) are generated here with a seed and written as safetensors that reference.py reads.
+ * Every (impl, mode, threads) run is its own process (peak RSS is its own); impls alternate A B A B per config;
+ * tokens/s from the median step time of all measured steps (after 2 warm-ups per process).
+ *
+ *   npm run bench:train -- [--json] [--only dora-ts|torch] [--quick] [--steps 5] [--rounds 2] [--threads 1,2] [--modes full,lora,dora]
+ */
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { Rng, Tensor, randUniform } from "../../src/tensor/index.js";
+import { getBackend } from "../../src/backend/index.js";
+import { parseModelConfig } from "../../src/models/config.js";
+import { loadModelFromDir, randomModel, saveModel } from "../../src/models/auto.js";
+import { writeSafetensors, SafetensorsFile, type TensorToWrite } from "../../src/io/index.js";
+import { LoraConfig, getPeftModel, LoraLayer } from "../../src/peft/index.js";
+import { AdamW } from "../../src/train/optim.js";
+import { instrumentModules, type Module } from "../../src/nn/index.js";
+import { profileSpan, profileStep, resetProfile } from "../../src/tensor/index.js";
+
+const { values: args } = parseArgs({ options: {
+  json: { type: "boolean", default: false }, only: { type: "string" }, quick: { type: "boolean", default: false },
+  steps: { type: "string" }, warmup: { type: "string", default: "2" }, rounds: { type: "string" },
+  threads: { type: "string", default: "1,2" }, modes: { type: "string", default: "full,lora,dora" },
+  child: { type: "string" }, dir: { type: "string" }, mode: { type: "string", default: "dora" },
+} });
+
+type Mode = "full" | "lora" | "dora";
+type Impl = "dora-ts" | "torch";
+const TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
+const R = 16, ALPHA = 32;
+const SIZE = args.quick
+  ? { hidden: 128, layers: 2, heads: 4, inter: 352, vocab: 512, seq: 64, batch: 2 }
+  : { hidden: 512, layers: 8, heads: 8, inter: 1376, vocab: 4096, seq: 256, batch: 4 };
+const STEPS = Number(args.steps ?? (args.quick ? 3 : 5)), WARMUP = Number(args.warmup);
+const ROUNDS = Number(args.rounds ?? (args.quick ? 1 : 2));
+const here = dirname(fileURLToPath(import.meta.url));
+
+function hfConfig(): Record<string, unknown> {
+  return {
+    architectures: ["LlamaForCausalLM"], model_type: "llama", hidden_size: SIZE.hidden, num_hidden_layers: SIZE.layers,
+    num_attention_heads: SIZE.heads, num_key_value_heads: SIZE.heads, intermediate_size: SIZE.inter, vocab_size: SIZE.vocab,
+    rms_norm_eps: 1e-6, rope_theta: 10000, max_position_embeddings: Math.max(512, SIZE.seq), tie_word_embeddings: false,
+    hidden_act: "silu", torch_dtype: "float32",
+  };
+}
+
+/** config.json + model.safetensors (seed 0), and inputs.safetensors: token ids and each target's lora_A. */
+function prepare(dir: string): void {
+  if (existsSync(join(dir, "inputs.safetensors"))) return;
+  mkdirSync(dir, { recursive: true });
+  const model = randomModel(parseModelConfig(hfConfig()), 0);
+  saveModel(model, dir);
+  const rng = new Rng(1);
+  const ids = new Int32Array(SIZE.batch * SIZE.seq);
+  for (let i = 0; i < ids.length; i++) ids[i] = rng.nextU32() % SIZE.vocab;
+  const tensors = new Map<string, TensorToWrite>([["input_ids", { dtype: "I32", shape: [SIZE.batch, SIZE.seq], data: ids }]]);
+  for (const [path, m] of model.namedModules()) {
+    if (!TARGETS.includes(path.split(".").pop()!)) continue;
+    const inF = m.param("weight").shape[1]!, bound = 1 / Math.sqrt(inF); // PEFT's kaiming_uniform(a=√5) bound
+    tensors.set(`${path}.lora_A`, { dtype: "F32", shape: [R, inF], data: randUniform([R, inF], rng, -bound, bound).f32() });
+  }
+  writeSafetensors(join(dir, "inputs.safetensors"), tensors);
+}
+
+/** One dora-ts run in this process: prints {"impl","mode","threads","step_s","tokens","peak_rss_mib","loss0"}. */
+function childOurs(dir: string, mode: Mode, threads: number): void {
+  const inputs = SafetensorsFile.openSync(join(dir, "inputs.safetensors"));
+  const ids = new Tensor(inputs.readInt32("input_ids"), [SIZE.batch, SIZE.seq]);
+  const model = loadModelFromDir(dir);
+  model.train();
+  if (mode === "full") model.requiresGrad_(true);
+  else {
+    const peft = getPeftModel(model, new LoraConfig({ r: R, loraAlpha: ALPHA, targetModules: TARGETS, useDora: mode === "dora" }));
+    for (const [path, layer] of peft.loraLayers()) {
+      const a = (layer as LoraLayer).adapters.get("default")!;
+      (a.A.data as Float32Array).set(inputs.readFloat32(`${path}.lora_A`));
+      a.A.version++;
+    }
+    peft.train();
+  }
+  instrumentModules(model as unknown as Module);
+  const params = model.namedParameters().filter(([, t]) => t.requiresGrad).map(([name, tensor]) => ({ name, tensor }));
+  const opt = new AdamW(params, { lr: 1e-4 });
+  const times: number[] = [];
+  let loss0 = NaN;
+  for (let i = 0; i < WARMUP + STEPS; i++) {
+    const t0 = performance.now();
+    const loss = model.loss(ids);
+    const lv = loss.item();
+    loss.backward();
+    profileSpan("optimizer", () => { opt.step(); opt.zeroGrad(); });
+    profileStep();
+    if (i === 0) loss0 = lv;
+    if (i === WARMUP - 1) resetProfile(); // DORA_PROFILE tables cover the measured steps only
+    if (i >= WARMUP) times.push((performance.now() - t0) / 1000);
+  }
+  console.log(JSON.stringify({ impl: "dora-ts", mode, threads, step_s: times, tokens: SIZE.batch * SIZE.seq,
+    peak_rss_mib: process.resourceUsage().maxRSS / 1024, loss0, backend: getBackend().name }));
+}
+
+interface RunOut { impl: Impl; mode: Mode; threads: number; step_s: number[]; tokens: number; peak_rss_mib: number; loss0: number }
+
+function spawnRun(impl: Impl, dir: string, mode: Mode, threads: number): RunOut | null {
+  const t = String(threads);
+  const env = { ...process.env, DORA_NUM_THREADS: t, OMP_NUM_THREADS: t, OPENBLAS_NUM_THREADS: t, OPENBLAS_CORETYPE: "SkylakeX" };
+  const common = ["--dir", dir, "--mode", mode, "--threads", t, "--steps", String(STEPS), "--warmup", String(WARMUP)];
+  const r = impl === "torch"
+    ? spawnSync("/usr/bin/python3", [join(here, "reference.py"), ...common], { encoding: "utf8", env, maxBuffer: 1 << 22 })
+    : spawnSync(process.execPath, ["--import", "tsx", fileURLToPath(import.meta.url), ...(args.quick ? ["--quick"] : []), "--child", "1", ...common],
+      { encoding: "utf8", env, maxBuffer: 1 << 22 });
+  if (r.stderr && /DORA_PROFILE|profile/.test(r.stderr)) process.stderr.write(r.stderr);
+  const line = (r.stdout ?? "").trim().split("\n").pop() ?? "";
+  try { return JSON.parse(line) as RunOut; } catch {
+    console.error(`${impl} ${mode} ${threads}t failed (exit ${r.status}): ${(r.stderr ?? "").slice(-800)}`);
+    return null;
+  }
+}
+
+/** Best-of-5 GFLOP/s of a square GEMM on the active backend at `threads` (the MFU denominator). */
+function gemmPeak(threads: number): number {
+  const r = spawnSync(process.execPath, ["--import", "tsx", "-e", `
+    import { getBackend } from "${join(here, "../../src/backend/index.ts")}";
+    const n = 1024, a = new Float32Array(n*n).fill(1), b = new Float32Array(n*n).fill(1), c = new Float32Array(n*n);
+    let best = Infinity;
+    for (let i = 0; i < 6; i++) { const t0 = performance.now(); getBackend().gemm("nn", n, n, n, a, 0, n, 0, b, 0, n, 0, c, 0, n, 0, 1, false); best = Math.min(best, performance.now() - t0); }
+    console.log(2 * n ** 3 / (best / 1000) / 1e9);`], { encoding: "utf8", env: { ...process.env, DORA_NUM_THREADS: String(threads) } });
+  return Number(r.stdout.trim());
+}
+
+/** Model FLOPs per step: GEMMs (dW skipped for frozen weights) + attention, 2 per multiply-add. */
+function stepFlops(mode: Mode): number {
+  const { hidden: d, layers: L, inter: f, vocab: V, seq: S, batch: B } = SIZE, T = B * S;
+  const linear = L * (4 * d * d + 3 * d * f) + d * V;                     // weights in GEMMs (embedding is a gather)
+  const passes = mode === "full" ? 3 : 2;                                    // fwd, dx, (dW)
+  const lowRank = mode === "full" ? 0 : 3 * L * R * (4 * (d + d) + 2 * (d + f) + (f + d)); // A/B fwd, dx, dA/dB
+  const attn = 3 * 2 * 2 * B * L * S * S * d;                               // QKᵀ and PV, fwd + 2 bwd
+  return 2 * T * (passes * linear + lowRank) + attn;
+}
+
+function median(xs: number[]): number {
+  const s = xs.slice().sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+}
+
+if (args.child) {
+  childOurs(args.dir!, args.mode as Mode, Number(args.threads));
+} else {
+  const dir = join(tmpdir(), `dora-ts-train-vs-torch-${args.quick ? "quick" : "full"}`);
+  prepare(dir);
+  const impls: Impl[] = args.only ? [args.only as Impl] : ["dora-ts", "torch"];
+  if (!impls.every((i) => i === "dora-ts" || i === "torch")) throw new Error(`--only: expected dora-ts or torch, got ${args.only}`);
+  const modes = args.modes.split(",") as Mode[], threadList = args.threads.split(",").map(Number);
+  const rows: { impl: Impl; mode: Mode; threads: number; tps: number; rss: number; loss0: number }[] = [];
+  for (const mode of modes) for (const threads of threadList) {
+    const runs = new Map<Impl, RunOut[]>(impls.map((i) => [i, []]));
+    for (let round = 0; round < ROUNDS; round++) for (const impl of impls) {
+      const out = spawnRun(impl, dir, mode, threads);
+      if (out) runs.get(impl)!.push(out);
+    }
+    for (const impl of impls) {
+      const rs = runs.get(impl)!;
+      if (rs.length === 0) continue;
+      const row = { impl, mode, threads, tps: rs[0]!.tokens / median(rs.flatMap((r) => r.step_s)),
+        rss: Math.max(...rs.map((r) => r.peak_rss_mib)), loss0: rs[0]!.loss0 };
+      rows.push(row);
+      const line = JSON.stringify({ impl, mode, threads, tokens_per_s: +row.tps.toFixed(1), peak_rss_mib: +row.rss.toFixed(0), loss0: row.loss0 });
+      if (args.json) console.log(line); else console.error(line); // progress on stderr; the table follows on stdout
+    }
+  }
+  if (!args.json) {
+    const peak = new Map(threadList.map((t) => [t, gemmPeak(t)]));
+    const { hidden, layers, heads, inter, vocab, seq, batch } = SIZE;
+    console.log(`\ntrain-vs-torch: LLaMA d${hidden} × ${layers} layers, ${heads} heads, inter ${inter}, vocab ${vocab}, seq ${seq} × batch ${batch}, ` +
+      `fp32, AdamW; r ${R} on ${TARGETS.join(",")}; median of ${STEPS}×${ROUNDS} steps after ${WARMUP} warm-ups per process`);
+    console.log(`GEMM peak (dora-ts native, 1024³): ${threadList.map((t) => `${t}t ${peak.get(t)!.toFixed(0)} GFLOP/s`).join(", ")}`);
+    console.log("| impl | mode | threads | tokens/s | × torch best | peak RSS MiB | MFU | loss0 |");
+    console.log("|---|---|---|---:|---:|---:|---:|---:|");
+    for (const r of rows) {
+      const best = Math.max(...rows.filter((q) => q.impl === "torch" && q.mode === r.mode).map((q) => q.tps));
+      const mfu = (stepFlops(r.mode) * r.tps) / (batch * seq) / (peak.get(r.threads)! * 1e9);
+      console.log(`| ${r.impl} | ${r.mode} | ${r.threads} | ${r.tps.toFixed(0)} | ${Number.isFinite(best) ? (r.tps / best).toFixed(2) : "n/a"} | ` +
+        `${r.rss.toFixed(0)} | ${(100 * mfu).toFixed(0)}% | ${r.loss0.toFixed(5)} |`);
+    }
+    for (const mode of modes) {
+      const l = rows.filter((r) => r.mode === mode).map((r) => r.loss0);
+      if (l.length > 1 && Math.max(...l) - Math.min(...l) > 1e-3 * Math.abs(l[0]!)) console.log(`WARNING: ${mode}: initial losses differ: ${l.join(", ")}`);
+    }
+  }
+}
