@@ -180,9 +180,12 @@ export function weightNormGraph(op: DoraOperands): Tensor {
   return maximum(norm(v, 1), NORM_EPS);
 }
 
-/** Magnitude init (PEFT `DoraLinearLayer.update_layer`): m = ‖W + s·BA‖ per row, float32. */
+/**
+ * Magnitude init (PEFT `DoraLinearLayer.update_layer`): m = ‖W + s·BA‖ per row, float32. A 4-bit base uses the
+ * factored form (cached ‖Ŵ_i‖², fused Ŵ·Aᵀ, exact rows where it cancels): no out×in product at load.
+ */
 export function magnitudeInit(op: DoraOperands): Float32Array {
-  return weightNorm(op, "direct");
+  return weightNorm(op, op.quant ? "factored" : "direct");
 }
 
 // ---------------------------------------------------------------- forward

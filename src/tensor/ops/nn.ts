@@ -9,6 +9,7 @@ import { getBackend } from "../../backend/index.js";
 import type { Rng } from "../random.js";
 import { contiguous, expand, transpose } from "./view.js";
 import { sumTo } from "./reduce.js";
+import { bf16ToF32, f16ToF32 } from "../half.js";
 
 function f32(x: Tensor): Tensor {
   return x.dtype === "float32" ? x : x.float();
@@ -149,8 +150,28 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, scale
   });
 }
 
+/**
+ * A frozen 16-bit table (16-bit tensors never require grad): widen only the gathered rows, not the whole
+ * [V, D] table (a 32000×2048 bf16 table would be 262 MB of float32 per call).
+ */
+function embedding16(table: Tensor, ids: Tensor): Tensor {
+  if (table.ndim !== 2) throw new Error(`embedding: table must be [V, D], got ${shapeStr(table.shape)}`);
+  if (ids.dtype !== "int32") throw new Error(`embedding: ids must be an int32 index tensor, got ${ids.dtype}`);
+  const t = table.isContiguous() ? table : table.contiguous();
+  const [vocab, dim] = t.shape as [number, number];
+  const ix = ids.i32(), bits = t.data as Uint16Array, out = new Float32Array(ix.length * dim);
+  const widen = table.dtype === "bfloat16" ? bf16ToF32 : f16ToF32;
+  for (let i = 0; i < ix.length; i++) {
+    const r = ix[i]!;
+    if (r < 0 || r >= vocab) throw new Error(`embedding: index ${r} at position ${i} out of range [0, ${vocab})`);
+    out.set(widen(bits.subarray(t.offset + r * dim, t.offset + (r + 1) * dim)), i * dim);
+  }
+  return new Tensor(out, [...ids.shape, dim]);
+}
+
 /** table[ids] for a [V, D] table and int ids of any shape → [...ids.shape, D]; backward scatter-adds. */
 export function embedding(table: Tensor, ids: Tensor): Tensor {
+  if (table.dtype === "float16" || table.dtype === "bfloat16") return embedding16(table, ids);
   const w = f32(table);
   if (w.ndim !== 2) throw new Error(`embedding: table must be [V, D], got ${shapeStr(w.shape)}`);
   if (ids.dtype !== "int32") throw new Error(`embedding: ids must be an int32 index tensor, got ${ids.dtype}`);
