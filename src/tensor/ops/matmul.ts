@@ -10,6 +10,7 @@ import { getBackend, type GemmForm } from "../../backend/index.js";
 import { sumTo } from "./reduce.js";
 import { contiguous, reshape, squeeze, transpose, unsqueeze } from "./view.js";
 import { add } from "./elementwise.js";
+import { bf16ToF32, f16ToF32 } from "../half.js";
 
 interface Operand { data: Float32Array; off: number; ld: number; trans: boolean; batchStride: number }
 
@@ -33,8 +34,20 @@ function batchStride(t: Tensor, batch: readonly number[]): number | null {
   return live[live.length - 1]!.st;
 }
 
+/**
+ * float32 of a 16-bit operand keeping its strides: frozen weights are stored 16-bit and read transposed (x·Wᵀ), and
+ * widening the transposed view element by element would gather a whole weight in JS. The buffer is widened as
+ * stored (contiguous), the view kept.
+ */
+function widen(t: Tensor): Tensor {
+  if (t.dtype === "float32") return t;
+  if (t.dtype === "int32" || t.isContiguous()) return t.float();
+  const bits = t.data as Uint16Array;
+  return new Tensor(t.dtype === "bfloat16" ? bf16ToF32(bits) : f16ToF32(bits), t.shape, { strides: t.strides, offset: t.offset });
+}
+
 function operand(t: Tensor, batch: readonly number[]): { op: Operand; t: Tensor } {
-  let x = t.dtype === "float32" ? t : t.float();
+  let x = widen(t);
   let l = layout2d(x), bs = l ? batchStride(x, batch) : null;
   if (!l || bs === null) {
     x = contiguous(x);
@@ -70,7 +83,7 @@ export function matmul(x: Tensor, y: Tensor): Tensor {
     const flat = reshape(x, [-1, x.shape[x.ndim - 1]!]);
     return reshape(matmul(flat, y), [...x.shape.slice(0, -1), y.shape[1]!]);
   }
-  const a = x.dtype === "float32" ? x : x.float(), b = y.dtype === "float32" ? y : y.float();
+  const a = widen(x), b = widen(y);
   const out = matmulRaw(a, b);
   return record(out, "matmul", [a, b], (g, need) => [
     need[0] ? sumTo(matmulRaw(g, transpose(b, -2, -1)), a.shape) : null,
