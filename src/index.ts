@@ -5,6 +5,7 @@
 export * as backend from "./backend/index.js";
 export * as tensor from "./tensor/index.js";
 export * as nn from "./nn/index.js";
+export * as quant from "./quant/index.js";
 export * as io from "./io/index.js";
 export * as models from "./models/index.js";
 export * as peft from "./peft/index.js";
