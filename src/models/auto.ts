@@ -61,6 +61,9 @@ export function loadModelFromDir(dir: string, opts: LoadOptions = {}): CausalLM 
   const src = openModelWeights(dir);
   try {
     const used = new Set<string>();
+    if (opts.quantize && config.family === "gpt2") {
+      process.emitWarning(`${dir}: quantize "${opts.quantize}" applies to LLaMA-family projections; GPT-2's Conv1D layers load in float`);
+    }
     const model = buildModel(config, fileWeights(src, config, used, opts));
     const tiedHead = config.tieWordEmbeddings ? ["lm_head.weight"] : [];
     const unused = src.keys().filter((k) => !used.has(k) && !tiedHead.includes(k) && !IGNORED.some((r) => r.test(k)));
