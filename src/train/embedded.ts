@@ -20,4 +20,4 @@ export const EMBEDDED = {
 } as const;
 
 /** What `dora train` with no --model/--data runs: DoRA on the multiple-choice task (explicit flags override). */
-export const DEFAULT_RECIPE = { useDora: true, r: 8, targetModules: "all-linear", learningRate: 5e-3, maxSteps: 150, batchSize: 8, outputDir: "out/dora-default" } as const;
+export const DEFAULT_RECIPE = { useDora: true, r: 8, targetModules: "all-linear", learningRate: 5e-3, maxSteps: 100, batchSize: 8, outputDir: "out/dora-default" } as const;

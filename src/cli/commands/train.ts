@@ -1,14 +1,16 @@
 /**
  * `dora train`: LoRA / DoRA (or full) fine-tuning of a causal LM on a JSONL dataset, writing a PEFT-format
  * adapter, metrics.jsonl and checkpoints. Ctrl-C finishes the current step, saves a checkpoint and exits.
+ * With neither --model nor --data it runs the embedded default: DoRA on models/dora-tiny and the WordNet
+ * multiple-choice task, printing the multiple-choice accuracy before and after (explicit flags still apply).
  */
 import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Command } from "../main.js";
 import { UsageError, getters, type FlagSpec } from "../args.js";
 import {
-  DEFAULT_TRAINING_ARGUMENTS, LoraConfig, PeftModel, Progress, Rng, SCHEDULER_TYPES, Trainer, getPeftModel, io, loadDataset,
-  packExamples, saveModel, type CausalLM, type Example, type TrainingArguments,
+  DEFAULT_RECIPE, DEFAULT_TRAINING_ARGUMENTS, EMBEDDED, LoraConfig, PeftModel, Progress, Rng, SCHEDULER_TYPES, Trainer, evaluateMultipleChoice,
+  getPeftModel, io, loadDataset, loadMcItems, packExamples, saveModel, type CausalLM, type Example, type TrainingArguments,
 } from "../../index.js";
 import { openModel, requirePath, tokenizerIfAny } from "./common.js";
 
@@ -18,9 +20,9 @@ const D = DEFAULT_TRAINING_ARGUMENTS;
 const DEFAULT_TARGETS: Record<string, string[]> = { llama: ["q_proj", "v_proj"], gpt2: ["c_attn"] };
 
 export const TRAIN_FLAGS: FlagSpec[] = [
-  { name: "model", type: "string", meta: "DIR|HUB_ID", required: true, help: "base model folder or hub id" },
-  { name: "data", type: "string", meta: "FILE", required: true, help: "training data (JSONL or JSON array)" },
-  { name: "output-dir", type: "string", meta: "DIR", required: true, help: "adapter, metrics.jsonl and checkpoints go here" },
+  { name: "model", type: "string", meta: "DIR|HUB_ID", help: "base model folder or hub id (with --data; neither: the embedded default)" },
+  { name: "data", type: "string", meta: "FILE", help: "training data (JSONL or JSON array)" },
+  { name: "output-dir", type: "string", meta: "DIR", help: `adapter, metrics.jsonl and checkpoints go here (required unless embedded default: ${DEFAULT_RECIPE.outputDir})` },
   { name: "adapter", type: "string", meta: "DIR", help: "start from this PEFT adapter (its config supplies r, alpha, targets, use_dora)" },
   { name: "use-dora", type: "boolean", help: "DoRA instead of plain LoRA" },
   { name: "r", type: "int", default: 8, help: "adapter rank" },
@@ -92,17 +94,31 @@ function prepareModel(model: CausalLM, p: ReturnType<typeof getters>): Prepared 
   return { net: pm, params, rngs, save: (dir) => pm.savePretrained(dir), describe: pm.printTrainableParameters(false) };
 }
 
+/** The embedded default's recipe for every flag the user did not give. */
+function applyDefaultRecipe(parsed: Parameters<Command["run"]>[0]): void {
+  const R = DEFAULT_RECIPE;
+  const defaults: Record<string, string | number | boolean | string[]> = {
+    model: EMBEDDED.model, data: EMBEDDED.mc.train, "eval-data": EMBEDDED.mc.validation, "output-dir": R.outputDir, "use-dora": R.useDora,
+    r: R.r, "target-modules": [R.targetModules], "learning-rate": R.learningRate, "max-steps": R.maxSteps, "batch-size": R.batchSize,
+  };
+  for (const [k, v] of Object.entries(defaults)) if (!parsed.given.has(k)) parsed.flags[k] = v;
+}
+
 export const train: Command = {
   spec: {
     name: "train",
     summary: "fine-tune with LoRA, DoRA or fully; writes a PEFT adapter",
-    usage: "dora train --model DIR|HUB_ID --data FILE --output-dir DIR [--use-dora] [--r N] [...]",
+    usage: "dora train --model DIR|HUB_ID --data FILE --output-dir DIR [--use-dora] [--r N] [...]   (no --model/--data: the embedded default)",
     flags: TRAIN_FLAGS,
     examples: [
+      "npx dora train        (DoRA on the embedded model and multiple-choice task; add --max-steps N to shorten)",
       "npx dora train --model examples/tiny-llama --data examples/data/train.jsonl --eval-data examples/data/valid.jsonl \\\n    --output-dir out/tiny-dora --use-dora --r 8 --target-modules all-linear --learning-rate 3e-3 --max-steps 80",
     ],
   },
   async run(parsed) {
+    const embedded = !parsed.given.has("model") && !parsed.given.has("data");
+    if (embedded) applyDefaultRecipe(parsed);
+    for (const f of ["model", "data", "output-dir"]) if (parsed.flags[f] === undefined) throw new UsageError(`dora train: missing required flag --${f}`);
     const g = getters(parsed);
     const dataFile = requirePath("data", g.str("data"), "file");
     const evalFile = g.str("eval-data") !== undefined ? requirePath("eval-data", g.str("eval-data"), "file") : undefined;
@@ -148,11 +164,20 @@ export const train: Command = {
       });
       if (resume) trainer.resume(resume);
       progress.line(`${prep.describe}; ${trainData.length} examples, ${trainer.totalSteps} steps`);
+      const mc = embedded && tok ? loadMcItems(EMBEDDED.mc.validation) : null;
+      const score = (when: string): void => {
+        if (!mc || !tok) return;
+        prep.net.train(false);
+        const r = evaluateMultipleChoice(model, tok, mc);
+        progress.line(`score ${when}: multiple-choice accuracy ${(100 * r.accuracy).toFixed(1)}% (length-normalised ${(100 * r.accuracyNorm).toFixed(1)}%) on ${r.n} validation questions; chance 25%`);
+      };
+      if (!resume) score("before");
       const before = evalData ? trainer.evaluate(evalData) : null;
       if (before) progress.line(`eval before: loss ${before.loss.toFixed(4)}  perplexity ${before.perplexity.toFixed(3)}`);
       const res = await trainer.train();
       const last = res.logs[res.logs.length - 1];
       if (last?.eval_loss !== undefined) progress.line(`eval after:  loss ${last.eval_loss.toFixed(4)}  perplexity ${last.eval_perplexity!.toFixed(3)}`);
+      if (!res.stoppedEarly) score("after ");
       progress.line(res.stoppedEarly ? `stopped at step ${res.steps}; checkpoint ${res.lastCheckpoint}` : `done: ${res.steps} steps; wrote ${outputDir}`);
     } finally {
       process.off("SIGINT", onSignal).off("SIGTERM", onSignal);
