@@ -8,7 +8,7 @@
  *        h += down_proj(silu(gate_proj(n2)) ⊙ up_proj(n2)),                 n2 = post_attention_layernorm(h).
  */
 import { type Layer, Module, RMSNorm } from "../nn/index.js";
-import { type Tensor, add, mul, reshape, rope, scaledDotProductAttention, silu, tensor, transpose } from "../tensor/index.js";
+import { type Tensor, add, reshape, rope, scaledDotProductAttention, siluMul, tensor, transpose } from "../tensor/index.js";
 import type { ModelConfig, RopeScaling } from "./config.js";
 import {
   type CausalLM, type ForwardOptions, KVCache, ModuleList, type WeightProvider, checkIds, makeEmbedding, makeLinear, makeProjection, runDecoderLayer, shiftedLoss,
@@ -93,8 +93,9 @@ export class LlamaMLP extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    const g = silu(this.child<Layer>("gate_proj").forward(x));
-    return this.child<Layer>("down_proj").forward(mul(g, this.child<Layer>("up_proj").forward(x)));
+    // silu(gate) ⊙ up as one op: one buffer, nothing extra saved for backward
+    const h = siluMul(this.child<Layer>("gate_proj").forward(x), this.child<Layer>("up_proj").forward(x));
+    return this.child<Layer>("down_proj").forward(h);
   }
 }
 

@@ -8,6 +8,7 @@ export { reshape, flatten, permute, transpose, slice, expand, unsqueeze, squeeze
 export { matmul, linear } from "./ops/matmul.js";
 export {
   softmax, logSoftmax, crossEntropy, rmsNorm, layerNorm, rope, scaledDotProductAttention, embedding, dropout, where, maskedFill, conv2d,
+  siluMul,
 } from "./ops/nn.js";
 export { f32ToF16, f16ToF32, f32ToBf16, bf16ToF32 } from "./half.js";
 export {
