@@ -181,11 +181,12 @@ export function weightNormGraph(op: DoraOperands): Tensor {
 }
 
 /**
- * Magnitude init (PEFT `DoraLinearLayer.update_layer`): m = ‖W + s·BA‖ per row, float32. A 4-bit base uses the
- * factored form (cached ‖Ŵ_i‖², fused Ŵ·Aᵀ, exact rows where it cancels): no out×in product at load.
+ * Magnitude init (PEFT `DoraLinearLayer.update_layer`): m = ‖W + s·BA‖ per row, float32, in the factored form
+ * (cached ‖W_i‖², one W·Aᵀ, float64, exact rows where it cancels): no out×in product at load, so the init does
+ * not set the process's peak memory; it agrees with the direct form to float32 rounding (layer tests).
  */
 export function magnitudeInit(op: DoraOperands): Float32Array {
-  return weightNorm(op, op.quant ? "factored" : "direct");
+  return weightNorm(op, "factored");
 }
 
 // ---------------------------------------------------------------- forward
@@ -277,36 +278,34 @@ export function doraLinear(x: Tensor, fo: FusedOperands, A: Tensor, B: Tensor, m
   const out = new Tensor(y, [...x.shape.slice(0, -1), outF]);
   return record(out, "dora_linear", [x, A, B, m], (grad, need) => {
     const g = grad.f32();
-    const gc = new Float32Array(T * outF);
-    const gp = mask ? new Float32Array(T * outF) : null;      // g ⊙ (c − 1), dropout only
-    const dmAcc = need[3] ? new Float64Array(outF) : null;
-    for (let t = 0, o = 0; t < T; t++) {
-      for (let i = 0; i < outF; i++, o++) {
-        const gv = g[o]!;
-        gc[o] = gv * c[i]!;
-        if (gp) gp[o] = gv * (c[i]! - 1);
-        if (dmAcc) dmAcc[i] = dmAcc[i]! + gv * (zl ? zl[o]! : y[o]! - (bf ? bf[i]! : 0));
-      }
-    }
     let dm: Tensor | null = null;
-    if (dmAcc) {
+    if (need[3]) {
+      const acc = new Float64Array(outF);                    // Σ_t g_ti·z_ti (z read from zl, or y − b)
+      for (let t = 0, o = 0; t < T; t++) {
+        if (zl) for (let i = 0; i < outF; i++, o++) acc[i] = acc[i]! + g[o]! * zl[o]!;
+        else if (bf) for (let i = 0; i < outF; i++, o++) acc[i] = acc[i]! + g[o]! * (y[o]! - bf[i]!);
+        else for (let i = 0; i < outF; i++, o++) acc[i] = acc[i]! + g[o]! * y[o]!;
+      }
       const d = new Float32Array(outF);
       for (let i = 0; i < outF; i++) {
-        if (zl) { d[i] = dmAcc[i]! / n[i]!; continue; }
+        if (zl) { d[i] = acc[i]! / n[i]!; continue; }
         // Σ g·(y − b) = c·Σ g·z, and c·n = m: divide by m unless c is too small to read z back from y
-        d[i] = Math.abs(c[i]!) >= SCALE_READBACK_MIN ? dmAcc[i]! / (c[i]! * n[i]!) : rowDot(g, xf, Wf, wOff, fifo, u, Bf, i, T, inF, outF, r) / n[i]!;
+        d[i] = Math.abs(c[i]!) >= SCALE_READBACK_MIN ? acc[i]! / (c[i]! * n[i]!) : rowDot(g, xf, Wf, wOff, fifo, u, Bf, i, T, inF, outF, r) / n[i]!;
       }
       dm = new Tensor(d, m.shape);
     }
     let dx: Tensor | null = null, dA: Tensor | null = null, dB: Tensor | null = null;
     if (need[2]) {
       const d = new Float32Array(outF * r);
-      gemm("tn", outF, r, T, gc, u, d, false);               // gcᵀ·u [out, r]
+      gemm("tn", outF, r, T, g, u, d, false);                // gᵀ·u [out, r], then rows · c = (g ⊙ c)ᵀ·u
+      for (let i = 0; i < outF; i++) for (let k = 0; k < r; k++) d[i * r + k] = d[i * r + k]! * c[i]!;
       dB = new Tensor(d, B.shape);
     }
     if (need[0] || need[1]) {
+      const Bc = new Float32Array(outF * r);                 // c ⊙ B (rows), so g·Bc = (g ⊙ c)·B
+      for (let i = 0; i < outF; i++) for (let k = 0; k < r; k++) Bc[i * r + k] = Bf[i * r + k]! * c[i]!;
       const vs = new Float32Array(T * r);
-      gemm("nn", T, r, outF, gc, Bf, vs, false);             // gc·B [T, r]
+      gemm("nn", T, r, outF, g, Bc, vs, false);              // (g ⊙ c)·B [T, r]
       scaleInPlace(vs, s);
       if (need[1]) {
         const xdb = mask ? applyMask(new Float32Array(xf.length), xf, mask, keep) : xf;
@@ -314,24 +313,43 @@ export function doraLinear(x: Tensor, fo: FusedOperands, A: Tensor, B: Tensor, m
         gemm("tn", r, inF, T, vs, xdb, d, false);            // (s·gc·B)ᵀ·x̃ [r, in]
         dA = new Tensor(d, A.shape);
       }
-      if (need[0]) {
-        const dxForm = fifo ? "nt" : "nn";
-        const d = new Float32Array(T * inF);
-        if (gp === null) {
-          gemm(dxForm, T, inF, outF, gc, Wf, d, false, 0, wOff); // gc·W
-          gemm("nn", T, inF, r, vs, Af, d, true);               // + (s·gc·B)·A
-        } else {
-          gemm(dxForm, T, inF, outF, g, Wf, d, false, 0, wOff);  // g·W
-          const low = new Float32Array(T * inF);
-          gemm(dxForm, T, inF, outF, gp, Wf, low, false, 0, wOff);
-          gemm("nn", T, inF, r, vs, Af, low, true);
-          for (let i = 0; i < d.length; i++) if (mask![i]) d[i] = d[i]! + keep * low[i]!;
-        }
-        dx = new Tensor(d, x.shape);
-      }
+      if (need[0]) dx = new Tensor(doraDx(g, c, Wf, wOff, fifo, vs, Af, mask, keep, T, inF, outF, r), x.shape);
     }
     return [dx, dA, dB, dm];
   });
+}
+
+/** Elements per block of the dx pass: g ⊙ c (or g ⊙ (c − 1)) is built a block of rows at a time, never [T, out]. */
+export const doraTuning = { dxBlockElems: 1 << 20 };
+
+/**
+ * dx = (g ⊙ c)·W + vs·A (p = 0), or g·W + mask ⊙ ((g ⊙ (c − 1))·W + vs·A) (p > 0), in row blocks so the scaled
+ * gradient is a bounded scratch buffer (issue 3: DoRA's peak memory within 5% of LoRA's).
+ */
+function doraDx(g: Float32Array, c: Float32Array, Wf: Float32Array, wOff: number, fifo: boolean, vs: Float32Array,
+  Af: Float32Array, mask: Uint8Array | null, keep: number, T: number, inF: number, outF: number, r: number): Float32Array {
+  const form = fifo ? "nt" : "nn";
+  const dx = new Float32Array(T * inF);
+  const rows = Math.max(1, Math.min(T, Math.floor(doraTuning.dxBlockElems / Math.max(outF, inF))));
+  const gs = new Float32Array(Math.min(rows, T) * outF), low = mask ? new Float32Array(Math.min(rows, T) * inF) : null;
+  if (mask) gemm(form, T, inF, outF, g, Wf, dx, false, 0, wOff); // g·W
+  const shift = mask ? 1 : 0;
+  for (let t0 = 0; t0 < T; t0 += rows) {
+    const nr = Math.min(rows, T - t0);
+    for (let t = 0, o = t0 * outF, q = 0; t < nr; t++) for (let i = 0; i < outF; i++, o++, q++) gs[q] = g[o]! * (c[i]! - shift);
+    const gsb = gs.subarray(0, nr * outF), vsb = vs.subarray(t0 * r, (t0 + nr) * r);
+    if (low === null) {
+      const out = dx.subarray(t0 * inF, (t0 + nr) * inF);
+      gemm(form, nr, inF, outF, gsb, Wf, out, false, 0, wOff);
+      gemm("nn", nr, inF, r, vsb, Af, out, true);
+    } else {
+      const lb = low.subarray(0, nr * inF);
+      gemm(form, nr, inF, outF, gsb, Wf, lb, false, 0, wOff);
+      gemm("nn", nr, inF, r, vsb, Af, lb, true);
+      for (let j = 0, o = t0 * inF; j < nr * inF; j++, o++) if (mask![o]) dx[o] = dx[o]! + keep * lb[j]!;
+    }
+  }
+  return dx;
 }
 
 /** Σ_t g_ti·z_ti with z_i = x·W_iᵀ + u·B_iᵀ recomputed for one output row (the c ≈ 0 fallback). */
