@@ -45,5 +45,5 @@ describe("embedded default model and tasks", () => {
     expect(summary[0]!.method).toBe("DoRA");
     expect(summary.find((s) => s.module === "all")!.points).toBe(2 * 2 * 4); // 2 checkpoints × q,v × 4 layers
     expect(readFileSync(join(out, "analysis", "delta-md.png")).subarray(1, 4).toString()).toBe("PNG");
-  }, 300_000);
+  }, 900_000);
 });
