@@ -95,7 +95,7 @@ function accuracySpec(results: ArmResult[], base: ArmResult["before"]): VegaLite
     title: `Multiple-choice accuracy after fine-tuning (${new Set(results.map((r) => r.seed)).size} seeds; dots: seeds, bar: mean)`,
     width: 360, height: 240, data: { values: rows },
     layer: [
-      { mark: { type: "bar", opacity: 0.6 }, encoding: { x: { field: "method", type: "nominal", sort: null, title: null }, y: { aggregate: "mean", field: "accuracy", type: "quantitative", title: "accuracy (%)" }, color: { field: "method", type: "nominal", legend: null, sort: null } } },
+      { mark: { type: "bar", opacity: 0.6 }, encoding: { x: { field: "method", type: "nominal", sort: null, title: null, axis: { labelAngle: 0 } }, y: { aggregate: "mean", field: "accuracy", type: "quantitative", title: "accuracy (%)" }, color: { field: "method", type: "nominal", legend: null, sort: null } } },
       { mark: { type: "point", filled: true, color: "black", size: 40 }, encoding: { x: { field: "method", type: "nominal", sort: null }, y: { field: "accuracy", type: "quantitative" } } },
       { mark: { type: "rule", color: "#888", strokeDash: [4, 3] }, encoding: { y: { datum: 100 * (base?.accuracy ?? 0.25) } } },
     ],
@@ -122,7 +122,7 @@ function report(o: CompareOptions, arms: Arm[], results: ArmResult[], fits: Retu
     `Command: \`${o.command}\``,
     "",
     `Base model \`${o.modelDir}\`, trained on \`${o.trainFile}\` for ${o.steps} steps of batch ${o.batchSize} (same data order per seed),`,
-    `scored on \`${o.mcFile}\` (${results[0] ? "" : ""}multiple choice by option log-likelihood). Adapters on ${o.targetModules === "all-linear" ? "all linear layers" : o.targetModules.join(", ")},`,
+    `scored on \`${o.mcFile}\` (multiple choice by option log-likelihood). Adapters on ${o.targetModules === "all-linear" ? "all linear layers" : o.targetModules.join(", ")},`,
     `alpha = 2·r, lr ${o.adapterLearningRate} (FT: ${o.ftLearningRate}), linear schedule with 10% warmup. ${seeds} seeds (${o.seeds.join(", ")}): mean ± sample sd.`,
     `Before fine-tuning the base model scores ${base ? `${pct(base.accuracy)}% (length-normalised ${pct(base.accuracyNorm)}%)` : "–"}; chance is 25%.`,
     "",
