@@ -12,7 +12,8 @@
         "native/dispatch.cc",
         "native/gemm.cc",
         "native/gemm_nf4.cc",
-        "native/elementwise.cc"
+        "native/elementwise.cc",
+        "native/columns.cc"
       ],
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17", "-std=gnu++20", "-O2", "-O0"],
       "cflags_cc": ["-std=c++17", "-O3", "-fno-math-errno"],

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <string>
 
+#include "columns.h"
 #include "elementwise.h"
 #include "gemm.h"
 #include "gemm_nf4.h"
@@ -245,6 +246,25 @@ napi_value GemmNf4(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// columnScale(out, x, scale, offset, bias|null, rows, cols); columnDot(out, g, z, bias|null, rows, cols)
+napi_value ColumnScale(napi_env env, napi_callback_info info) {
+  Args a(env, info, 7);
+  float *out = a.f32(0), *x = a.f32(1), *scale = a.f32(2);
+  double offset = a.f64(3);
+  float* bias = a.f32(4, true);
+  int64_t rows = a.i64(5), cols = a.i64(6);
+  if (a.ok) dora::column_scale(out, x, scale, offset, bias, rows, cols);
+  return nullptr;
+}
+
+napi_value ColumnDot(napi_env env, napi_callback_info info) {
+  Args a(env, info, 6);
+  float *out = a.f32(0), *g = a.f32(1), *z = a.f32(2), *bias = a.f32(3, true);
+  int64_t rows = a.i64(4), cols = a.i64(5);
+  if (a.ok) dora::column_dot(out, g, z, bias, rows, cols);
+  return nullptr;
+}
+
 napi_value Init(napi_env env, napi_value exports) {
   const napi_property_descriptor props[] = {
       {"gemm", nullptr, Gemm, nullptr, nullptr, nullptr, napi_default, nullptr},
@@ -261,6 +281,8 @@ napi_value Init(napi_env env, napi_value exports) {
       {"rmsNormForward", nullptr, RmsNormForward, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"rmsNormBackward", nullptr, RmsNormBackward, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"adamwStep", nullptr, AdamwStep, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"columnScale", nullptr, ColumnScale, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"columnDot", nullptr, ColumnDot, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -149,6 +149,15 @@ export interface Backend {
     kh: number, kw: number, stride: number, pad: number, oh: number, ow: number): void;
 
   /**
+   * Per-column affine map of a row-major [rows, cols] buffer (DoRA's m/n epilogue, src/peft/dora.ts):
+   *   out[r, i] = (scale[i] + offset)·x[r, i] + (bias ? bias[i] : 0), computed in float64; out may alias x.
+   */
+  columnScale(out: Float32Array, x: Float32Array, scale: Float32Array, offset: number, bias: Float32Array | null,
+    rows: number, cols: number): void;
+  /** out[i] = Σ_r g[r, i]·(z[r, i] − (bias ? bias[i] : 0)), summed in float64 (written). DoRA's ∂L/∂m reduction. */
+  columnDot(out: Float32Array, g: Float32Array, z: Float32Array, bias: Float32Array | null, rows: number, cols: number): void;
+
+  /**
    * One AdamW step (torch.optim.AdamW semantics) on a flat parameter:
    *   p −= lr·wd·p;  m = β1·m + (1−β1)·g;  v = β2·v + (1−β2)·g²;
    *   p −= lr · (m / bc1) / (sqrt(v / bc2) + eps),  bc1 = 1 − β1^t, bc2 = 1 − β2^t.

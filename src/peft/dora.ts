@@ -46,6 +46,7 @@ import {
 import type { FusedOperands } from "./layer.js";
 import { type Nf4Weight, nf4TimesT } from "../quant/index.js";
 import { applyMask, dropoutMask, gemm, scaleInPlace } from "./flat.js";
+import { getBackend } from "../backend/index.js";
 
 /**
  * Floor on the weight norm n. PEFT has none, so a zero row of W + s·BA gives 0/0 = NaN (peft#2049, Llama-3.1
@@ -262,10 +263,7 @@ export function doraLinear(x: Tensor, fo: FusedOperands, A: Tensor, B: Tensor, m
   let zl: Float32Array | null = null;
   if (mask === null) {
     gemm("nt", T, outF, r, u, Bf, y, true);                  // z = xWᵀ + uBᵀ
-    for (let t = 0, o = 0; t < T; t++) {                     // y = c ⊙ z + b, in place
-      if (bf) for (let i = 0; i < outF; i++, o++) y[o] = c[i]! * y[o]! + bf[i]!;
-      else for (let i = 0; i < outF; i++, o++) y[o] = c[i]! * y[o]!;
-    }
+    getBackend().columnScale(y, y, c, 0, bf, T, outF);       // y = c ⊙ z + b, in place
   } else {
     zl = new Float32Array(T * outF);
     gemm(baseForm, T, outF, inF, xd, Wf, zl, false, 0, wOff); // x̃Wᵀ
@@ -280,12 +278,8 @@ export function doraLinear(x: Tensor, fo: FusedOperands, A: Tensor, B: Tensor, m
     const g = grad.f32();
     let dm: Tensor | null = null;
     if (need[3]) {
-      const acc = new Float64Array(outF);                    // Σ_t g_ti·z_ti (z read from zl, or y − b)
-      for (let t = 0, o = 0; t < T; t++) {
-        if (zl) for (let i = 0; i < outF; i++, o++) acc[i] = acc[i]! + g[o]! * zl[o]!;
-        else if (bf) for (let i = 0; i < outF; i++, o++) acc[i] = acc[i]! + g[o]! * (y[o]! - bf[i]!);
-        else for (let i = 0; i < outF; i++, o++) acc[i] = acc[i]! + g[o]! * y[o]!;
-      }
+      const acc = new Float32Array(outF);                    // Σ_t g_ti·z_ti (z read from zl, or y − b)
+      getBackend().columnDot(acc, g, zl ?? y, zl ? null : bf, T, outF);
       const d = new Float32Array(outF);
       for (let i = 0; i < outF; i++) {
         if (zl) { d[i] = acc[i]! / n[i]!; continue; }
@@ -336,8 +330,9 @@ function doraDx(g: Float32Array, c: Float32Array, Wf: Float32Array, wOff: number
   const shift = mask ? 1 : 0;
   for (let t0 = 0; t0 < T; t0 += rows) {
     const nr = Math.min(rows, T - t0);
-    for (let t = 0, o = t0 * outF, q = 0; t < nr; t++) for (let i = 0; i < outF; i++, o++, q++) gs[q] = g[o]! * (c[i]! - shift);
-    const gsb = gs.subarray(0, nr * outF), vsb = vs.subarray(t0 * r, (t0 + nr) * r);
+    const gsb = gs.subarray(0, nr * outF);
+    getBackend().columnScale(gsb, g.subarray(t0 * outF, (t0 + nr) * outF), c, -shift, null, nr, outF); // g ⊙ (c − shift)
+    const vsb = vs.subarray(t0 * r, (t0 + nr) * r);
     if (low === null) {
       const out = dx.subarray(t0 * inF, (t0 + nr) * inF);
       gemm(form, nr, inF, outF, gsb, Wf, out, false, 0, wOff);

@@ -35,6 +35,8 @@ export interface NativeAddon {
     rstd: Float32Array, rows: number, cols: number): void;
   adamwStep(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, n: number,
     lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number): void;
+  columnScale(out: Float32Array, x: Float32Array, scale: Float32Array, offset: number, bias: Float32Array | null, rows: number, cols: number): void;
+  columnDot(out: Float32Array, g: Float32Array, z: Float32Array, bias: Float32Array | null, rows: number, cols: number): void;
 }
 
 /** The package root: the nearest folder upwards holding the package.json of dora-ts (src/ or dist/ alike). */

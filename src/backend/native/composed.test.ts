@@ -73,3 +73,25 @@ describe("native cross-entropy rows match the js spec", () => {
     }
   });
 });
+
+describe("native column kernels match the js spec", () => {
+  it.each([[1, 1], [3, 17], [70, 33], [600, 1000]])("rows %i cols %i", (rows, cols) => {
+    const x = rand(rows * cols, 11), sc = rand(cols, 12), b = rand(cols, 13), g = rand(rows * cols, 14);
+    for (const bias of [null, b]) {
+      for (const offset of [0, -1]) {
+        const a = new Float32Array(rows * cols), n = new Float32Array(rows * cols);
+        jsBackend.columnScale(a, x, sc, offset, bias, rows, cols);
+        native.columnScale(n, x, sc, offset, bias, rows, cols);
+        expect(Array.from(n)).toEqual(Array.from(a));
+      }
+      const a = new Float32Array(cols), n = new Float32Array(cols);
+      jsBackend.columnDot(a, g, x, bias, rows, cols);
+      native.columnDot(n, g, x, bias, rows, cols);
+      expect(maxRel(n, a)).toBeLessThan(1e-6);
+    }
+    const inPlace = x.slice(), ref = new Float32Array(rows * cols);
+    jsBackend.columnScale(ref, x, sc, 0, b, rows, cols);
+    native.columnScale(inPlace, inPlace, sc, 0, b, rows, cols);
+    expect(Array.from(inPlace)).toEqual(Array.from(ref));
+  });
+});

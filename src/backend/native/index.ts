@@ -109,6 +109,18 @@ export function loadNativeBackend(): Backend {
       checkArrays("adamwStep", sizes, n, { p, g, m, v });
       addon.adamwStep(p, g, m, v, n, lr, beta1, beta2, eps, weightDecay, step);
     },
+    columnScale(out, x, scale, offset, bias, rows, cols) {
+      const sizes = checkCounts("columnScale", { rows, cols });
+      checkArrays("columnScale", sizes, rows * cols, { out, x });
+      checkArrays("columnScale", sizes, cols, { scale, bias }, ["bias"]);
+      addon.columnScale(out, x, scale, offset, bias, rows, cols);
+    },
+    columnDot(out, g, z, bias, rows, cols) {
+      const sizes = checkCounts("columnDot", { rows, cols });
+      checkArrays("columnDot", sizes, rows * cols, { g, z });
+      checkArrays("columnDot", sizes, cols, { out, bias }, ["bias"]);
+      addon.columnDot(out, g, z, bias, rows, cols);
+    },
     binary(op, out, a, aOff, aStrides, b, bOff, bStrides, shape) {
       if (!binaryFast(op, out, a, aOff, aStrides, b, bOff, bStrides, shape)) jsBackend.binary(op, out, a, aOff, aStrides, b, bOff, bStrides, shape);
     },
