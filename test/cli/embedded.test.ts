@@ -41,7 +41,7 @@ describe("embedded default model and tasks", () => {
 
     const an = dora("analyze", "--model", MODEL, "--runs", out, "--output-dir", join(out, "analysis"), "--json");
     expect(an.code, an.stderr).toBe(0);
-    const summary = (JSON.parse(an.stdout) as { summary: { method: string; points: number }[] }).summary;
+    const summary = (JSON.parse(an.stdout) as { summary: { method: string; module: string; points: number }[] }).summary;
     expect(summary[0]!.method).toBe("DoRA");
     expect(summary.find((s) => s.module === "all")!.points).toBe(2 * 2 * 4); // 2 checkpoints × q,v × 4 layers
     expect(readFileSync(join(out, "analysis", "delta-md.png")).subarray(1, 4).toString()).toBe("PNG");
