@@ -1,7 +1,7 @@
 /**
  * One arm of the paper-in-miniature experiment: fine-tune a base model folder with FT, LoRA or DoRA on a
- * prompt/completion dataset with the Trainer, checkpointing every `saveSteps` (for the ΔM/ΔD analysis), and
- * score a multiple-choice set before and after. `runArmInChild` runs it in a fresh process so each arm's peak
+ * dataset with the Trainer, checkpointing every `saveSteps` (for the ΔM/ΔD analysis), and score it before and
+ * after: multiple-choice accuracy (task "mc") or held-out perplexity (task "lm"). `runArmInChild` runs it in a fresh process so each arm's peak
  * RSS is its own.
  */
 import { fork } from "node:child_process";
@@ -21,7 +21,9 @@ export interface ArmOptions {
   method: Method;
   modelDir: string;
   trainFile: string;
-  mcFile: string;
+  /** "mc": evalFile holds multiple-choice items; "lm": evalFile is held-out text scored by perplexity. */
+  task: "mc" | "lm";
+  evalFile: string;
   outputDir: string;
   r: number;
   /** Default 2·r. */
@@ -42,20 +44,24 @@ export interface ArmOptions {
 export interface ArmResult {
   label: string; method: Method; seed: number; r: number;
   trainableParams: number; totalParams: number; trainSeconds: number; steps: number; finalLoss: number;
-  before?: { accuracy: number; accuracyNorm: number; answerPerplexity: number };
-  after: { accuracy: number; accuracyNorm: number; answerPerplexity: number };
+  before?: ArmScore;
+  after: ArmScore;
   /** Peak resident memory of the process (bytes), when run in a child. */
   peakRssBytes?: number;
 }
 
-const brief = (r: McResult): ArmResult["after"] => ({ accuracy: r.accuracy, accuracyNorm: r.accuracyNorm, answerPerplexity: r.answerPerplexity });
+/** mc: accuracy, length-normalised accuracy, the correct answers' perplexity; lm: held-out perplexity. */
+export interface ArmScore { accuracy?: number; accuracyNorm?: number; answerPerplexity?: number; perplexity?: number }
+
+const brief = (r: McResult): ArmScore => ({ accuracy: r.accuracy, accuracyNorm: r.accuracyNorm, answerPerplexity: r.answerPerplexity });
 
 export async function runArm(o: ArmOptions): Promise<ArmResult> {
   const dir = o.modelDir;
   const model = models.loadModelFromDir(dir);
   const tok = models.HfTokenizer.fromDir(dir);
   const trainData = loadDataset(o.trainFile, tok, { cutoffLen: 256 });
-  const mc = loadMcItems(o.mcFile);
+  const mc = o.task === "mc" ? loadMcItems(o.evalFile) : null;
+  const heldout = o.task === "lm" ? loadDataset(o.evalFile, tok, { cutoffLen: 256 }) : null;
   const totalParams = model.parameters().reduce((a, t) => a + t.numel, 0);
   let params: { name: string; tensor: import("../tensor/index.js").Tensor }[];
   let save: (d: string) => void;
@@ -74,8 +80,6 @@ export async function runArm(o: ArmOptions): Promise<ArmResult> {
     net = pm;
   }
   const trainable = params.reduce((a, p) => a + p.tensor.numel, 0);
-  net.train(false);
-  const before = o.scoreBefore ? brief(evaluateMultipleChoice(model, tok, mc)) : undefined;
   if (existsSync(o.outputDir)) rmSync(o.outputDir, { recursive: true, force: true });
   const progress = new Progress(process.stderr, o.label);
   const trainer = new Trainer({
@@ -84,11 +88,15 @@ export async function runArm(o: ArmOptions): Promise<ArmResult> {
     params, trainData, padId: tok.padTokenId ?? 0, loss: (b) => model.loss(b.inputIds, b.labels), setTraining: (t) => { net.train(t); },
     saveArtifacts: save, outputDir: o.outputDir, progress: o.quiet ? new Progress({ isTTY: false, write: () => true } as unknown as NodeJS.WriteStream) : progress,
   });
+  const score = (): ArmScore => {
+    net.train(false);
+    return mc ? brief(evaluateMultipleChoice(model, tok, mc)) : { perplexity: trainer.evaluate(heldout!).perplexity };
+  };
+  const before = o.scoreBefore ? score() : undefined;
   const t0 = performance.now();
   const res = await trainer.train();
   const trainSeconds = (performance.now() - t0) / 1000;
-  net.train(false);
-  const after = brief(evaluateMultipleChoice(model, tok, mc));
+  const after = score();
   const losses = res.logs.map((l) => l.loss);
   return {
     label: o.label, method: o.method, seed: o.seed, r: o.r, trainableParams: trainable, totalParams, trainSeconds, steps: res.steps,

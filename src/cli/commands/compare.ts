@@ -8,11 +8,12 @@ export const compareCmd: Command = {
   spec: {
     name: "compare",
     summary: "FT vs LoRA vs DoRA vs DoRA r/2, same budget, several seeds: accuracy, params, time, RSS, ΔM/ΔD (markdown + PNG)",
-    usage: "dora compare [--model DIR] [--data FILE] [--mc-data FILE] [--r N] [--max-steps N] [--seeds 0,1,2] --output-dir DIR",
+    usage: "dora compare [--task mc|style] [--model DIR] [--data FILE] [--eval-data FILE] [--r N] [--max-steps N] [--seeds 0,1,2] --output-dir DIR",
     flags: [
       { name: "model", type: "string", meta: "DIR", default: EMBEDDED.model, help: "base model folder" },
-      { name: "data", type: "string", meta: "FILE", default: EMBEDDED.mc.train, help: "training data (prompt/completion JSONL)" },
-      { name: "mc-data", type: "string", meta: "FILE", default: EMBEDDED.mc.test, help: "multiple-choice items scored after training" },
+      { name: "task", type: "string", choices: ["mc", "style"], default: "mc", help: "mc: WordNet multiple choice (accuracy); style: Brown humor (held-out perplexity)" },
+      { name: "data", type: "string", meta: "FILE", help: "training data (default: the task's embedded train split)" },
+      { name: "eval-data", type: "string", meta: "FILE", help: "scored after training: MC items (mc) or held-out text (style); default: the task's test split" },
       { name: "output-dir", type: "string", meta: "DIR", required: true, help: "RESULTS.md, results.json, accuracy.png, delta-md.png" },
       { name: "work-dir", type: "string", meta: "DIR", default: "out/compare-runs", help: "runs and checkpoints (large)" },
       { name: "r", type: "int", default: 8, help: "LoRA and DoRA rank (DoRA† uses r/2)" },
@@ -34,9 +35,11 @@ export const compareCmd: Command = {
       return Number(s);
     });
     const targets = g.list("target-modules")!;
+    const mc = g.str("task") === "mc";
+    const split = mc ? EMBEDDED.mc : EMBEDDED.style;
     const { markdown } = await analysis.runComparison({
-      modelDir: requirePath("model", g.str("model"), "dir"), trainFile: requirePath("data", g.str("data"), "file"),
-      mcFile: requirePath("mc-data", g.str("mc-data"), "file"), outputDir: g.str("output-dir")!, workDir: g.str("work-dir")!,
+      modelDir: requirePath("model", g.str("model"), "dir"), trainFile: requirePath("data", g.str("data") ?? split.train, "file"),
+      task: mc ? "mc" : "lm", evalFile: requirePath("eval-data", g.str("eval-data") ?? split.test, "file"), outputDir: g.str("output-dir")!, workDir: g.str("work-dir")!,
       r: g.num("r")!, steps: g.num("max-steps")!, batchSize: g.num("batch-size")!, seeds,
       adapterLearningRate: g.num("learning-rate")!, ftLearningRate: g.num("ft-learning-rate")!,
       targetModules: targets.length === 1 && targets[0] === "all-linear" ? "all-linear" : targets,
