@@ -10,7 +10,7 @@ export const compareCmd: Command = {
     summary: "FT vs LoRA vs DoRA vs DoRA r/2, same budget, several seeds: accuracy, params, time, RSS, ΔM/ΔD (markdown + PNG)",
     usage: "dora compare [--task mc|style] [--model DIR] [--data FILE] [--eval-data FILE] [--r N] [--max-steps N] [--seeds 0,1,2] --output-dir DIR",
     flags: [
-      { name: "model", type: "string", meta: "DIR", default: EMBEDDED.model, help: "base model folder" },
+      { name: "model", type: "string", meta: "DIR", help: "base model folder (default: the embedded models/dora-tiny)" },
       { name: "task", type: "string", choices: ["mc", "style"], default: "mc", help: "mc: WordNet multiple choice (accuracy); style: Brown humor (held-out perplexity)" },
       { name: "data", type: "string", meta: "FILE", help: "training data (default: the task's embedded train split)" },
       { name: "eval-data", type: "string", meta: "FILE", help: "scored after training: MC items (mc) or held-out text (style); default: the task's test split" },
@@ -38,7 +38,7 @@ export const compareCmd: Command = {
     const mc = g.str("task") === "mc";
     const split = mc ? EMBEDDED.mc : EMBEDDED.style;
     const { markdown } = await analysis.runComparison({
-      modelDir: requirePath("model", g.str("model"), "dir"), trainFile: requirePath("data", g.str("data") ?? split.train, "file"),
+      modelDir: requirePath("model", g.str("model") ?? EMBEDDED.model, "dir"), trainFile: requirePath("data", g.str("data") ?? split.train, "file"),
       task: mc ? "mc" : "lm", evalFile: requirePath("eval-data", g.str("eval-data") ?? split.test, "file"), outputDir: g.str("output-dir")!, workDir: g.str("work-dir")!,
       r: g.num("r")!, steps: g.num("max-steps")!, batchSize: g.num("batch-size")!, seeds,
       adapterLearningRate: g.num("learning-rate")!, ftLearningRate: g.num("ft-learning-rate")!,
