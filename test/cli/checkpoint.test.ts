@@ -41,7 +41,10 @@ describe("dora train checkpoints", () => {
       err += d.toString();
       if (/train \d+\/100000/.test(err) && !child.killed) child.kill("SIGINT");
     });
+    // never leave a 100000-step trainer behind if the signal is not honoured: kill it hard after 60 s
+    const guard = setTimeout(() => child.kill("SIGKILL"), 60_000);
     const code = await new Promise<number | null>((res) => child.on("exit", res));
+    clearTimeout(guard);
     expect(code).toBe(0);
     expect(err).toMatch(/SIGINT: finishing this step/);
     const m = /stopped at step (\d+); checkpoint (\S+)/.exec(err);
