@@ -127,6 +127,7 @@ export function formatHelp(spec: CommandSpec): string {
   });
   const w = Math.min(40, Math.max(...rows.map(([l]) => l.length)) + 2);
   for (const [l, r] of rows) lines.push(l.length >= w ? `${l}\n${" ".repeat(w)}${r}` : `${l.padEnd(w)}${r}`);
+  lines.push("", "Boolean flags take --no-<flag> (or --<flag>=false) to turn them off.");
   if (spec.examples?.length) lines.push("", "Examples:", ...spec.examples.map((e) => `  ${e}`));
   return lines.join("\n");
 }
