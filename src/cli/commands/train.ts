@@ -160,7 +160,7 @@ export const train: Command = {
       const trainer = new Trainer({
         args, params: prep.params, trainData, ...(evalData ? { evalData } : {}), padId: tok?.padTokenId ?? tok?.eosTokenId ?? 0,
         loss: (b) => model.loss(b.inputIds, b.labels), setTraining: (t) => { prep.net.train(t); },
-        saveArtifacts: prep.save, outputDir, rngs: prep.rngs, progress, shouldStop: () => stop,
+        saveArtifacts: prep.save, outputDir, rngs: prep.rngs, progress, shouldStop: () => stop, model,
       });
       if (resume) trainer.resume(resume);
       progress.line(`${prep.describe}; ${trainData.length} examples, ${trainer.totalSteps} steps`);
