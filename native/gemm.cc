@@ -261,6 +261,84 @@ void plan_task(void* ctx, int task, int ntasks) {
   }
 }
 
+// Portable GEMV (see GemvFn): eight partial sums per dot product so the compiler can vectorise.
+void gemv_portable(int form, int64_t n, int64_t k, const float* a, const float* b, int64_t ldb, float* c, bool acc) {
+  if (form == kNT) {
+    for (int64_t j = 0; j < n; j++) {
+      const float* br = b + j * ldb;
+      float s8[8] = {};
+      int64_t p = 0;
+      for (; p + 8 <= k; p += 8)
+        for (int q = 0; q < 8; q++) s8[q] += a[p + q] * br[p + q];
+      float s = ((s8[0] + s8[1]) + (s8[2] + s8[3])) + ((s8[4] + s8[5]) + (s8[6] + s8[7]));
+      for (; p < k; p++) s += a[p] * br[p];
+      c[j] = acc ? c[j] + s : s;
+    }
+  } else {
+    if (!acc) std::memset(c, 0, sizeof(float) * static_cast<size_t>(n));
+    for (int64_t p = 0; p < k; p++) {
+      const float av = a[p];
+      const float* br = b + p * ldb;
+      for (int64_t j = 0; j < n; j++) c[j] += av * br[j];
+    }
+  }
+}
+
+// Small m (nn / nt): each row of A against B read in place, columns j0..j1 of batch item t.
+struct GemvPlan {
+  const GemmArgs* g;
+  GemvFn fn;
+  bool by_batch;
+  int64_t band;  // columns per task (when not by batch)
+};
+
+void gemv_item(const GemvPlan& P, int64_t t, int64_t j0, int64_t j1) {
+  const GemmArgs& g = *P.g;
+  if (j1 <= j0) return;
+  const float* a = g.a + t * g.strideA;
+  const float* b = g.b + t * g.strideB;
+  float* c = g.c + t * g.strideC;
+  const float* bs = g.form == kNT ? b + j0 * g.ldb : b + j0;
+  for (int64_t i = 0; i < g.m; i++) P.fn(g.form, j1 - j0, g.k, a + i * g.lda, bs, g.ldb, c + i * g.ldc + j0, g.accumulate);
+}
+
+void gemv_task(void* ctx, int task, int ntasks) {
+  const GemvPlan& P = *static_cast<const GemvPlan*>(ctx);
+  const GemmArgs& g = *P.g;
+  if (P.by_batch) {
+    for (int64_t t = task; t < g.batch; t += ntasks) gemv_item(P, t, 0, g.n);
+    return;
+  }
+  const int64_t lo = task * P.band, hi = std::min(lo + P.band, g.n);
+  for (int64_t t = 0; t < g.batch; t++) gemv_item(P, t, lo, hi);
+}
+
+void gemv_run(const GemmArgs& g, const GemmKernel& K) {
+  GemvPlan P{&g, K.gemv ? K.gemv : gemv_portable, false, g.n};
+  int tasks = 1;
+  const int threads = num_threads();
+  // ~1M multiply-adds in total before the pool hand-off pays.
+  if (threads > 1 && static_cast<double>(g.m) * g.n * g.k * g.batch >= 1048576.0) {
+    const bool c_disjoint = g.strideC >= (g.m - 1) * g.ldc + g.n;
+    if (g.batch >= threads && c_disjoint) {
+      P.by_batch = true;
+      tasks = threads;
+    } else {
+      const int64_t unit = 16, units = (g.n + unit - 1) / unit;
+      const int64_t t = std::min<int64_t>(threads, units);
+      P.band = (units + t - 1) / t * unit;
+      tasks = static_cast<int>((g.n + P.band - 1) / P.band);
+    }
+  }
+  if (tasks <= 1) {
+    P.by_batch = false;
+    P.band = g.n;
+    gemv_task(&P, 0, 1);
+  } else {
+    parallel_run(tasks, gemv_task, &P);
+  }
+}
+
 }  // namespace
 
 void gemm_naive(const GemmArgs& g) {
@@ -292,6 +370,11 @@ void gemm(const GemmArgs& g) {
     return;
   }
   const GemmKernel& K = gemm_kernel();
+  // Small m (token-by-token inference): B read in place; packing it would cost more than the product.
+  if (g.m <= 4 && g.form != kTN) {
+    gemv_run(g, K);
+    return;
+  }
   Plan P{&g, &K, 1, false, true, g.m};
   const int threads = num_threads();
   // Below ~2 MFLOP in total the pool hand-off costs more than it saves.
@@ -340,6 +423,6 @@ void kernel_portable(int64_t kc, const float* a, const float* b, float* c, int64
 }
 }  // namespace
 
-const GemmKernel kGemmPortable = {"portable", kPMR, kPNR, 256, 1536, 512, kernel_portable, nullptr, nullptr, nullptr};
+const GemmKernel kGemmPortable = {"portable", kPMR, kPNR, 256, 1536, 512, kernel_portable, nullptr, nullptr, nullptr, nullptr};
 
 }  // namespace dora

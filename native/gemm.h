@@ -26,6 +26,9 @@ using EdgeKernel = void (*)(int64_t kc, const float* a, const float* b, float* c
 // Packing routines (see gemm.cc): A[i0:+mc, p0:+kc] into mr-row slivers, B[p0:+kc, j0:+nc] into nr-column
 // slivers, zero-padding ragged edges. `a`/`b` point at the operand's storage; `form` says how to read it.
 using PackFn = void (*)(int form, const float* src, int64_t ld, int64_t r0, int64_t p0, int64_t rows, int64_t kc, float* dst);
+// GEMV (one row of A, no packing): c[0:n] = (acc ? c : 0) + a·B, a contiguous (k floats), c contiguous (n floats).
+// form kNT: B(p, j) = b[j·ldb + p] (dot products with B's rows); kNN: B(p, j) = b[p·ldb + j] (axpy over B's rows).
+using GemvFn = void (*)(int form, int64_t n, int64_t k, const float* a, const float* b, int64_t ldb, float* c, bool acc);
 
 struct GemmKernel {
   const char* isa;
@@ -35,6 +38,7 @@ struct GemmKernel {
   PackFn pack_a;       // nullptr: the generic packers in gemm.cc
   PackFn pack_b;       // (pack_b's r0/rows are j0/nc: columns of B)
   EdgeKernel edge;     // nullptr: edge tiles go through a temporary tile
+  GemvFn gemv;         // small-m nn / nt path; nullptr: the portable loops in gemm.cc
 };
 
 // Tuned entry point: blocked, packed, threaded over the persistent pool.

@@ -38,6 +38,6 @@ void kernel_6x16(int64_t kc, const float* a, const float* b, float* c, int64_t l
 
 }  // namespace
 
-extern const GemmKernel kGemmAvx2 = {"avx2", MR, NR, 256, 1536, 512, kernel_6x16, nullptr, nullptr, nullptr};
+extern const GemmKernel kGemmAvx2 = {"avx2", MR, NR, 256, 1536, 512, kernel_6x16, nullptr, nullptr, nullptr, nullptr};
 
 }  // namespace dora

@@ -173,11 +173,101 @@ void pack_b_avx512(int form, const float* b, int64_t ldb, int64_t j0, int64_t p0
   }
 }
 
+// ---- GEMV (small m, see GemvFn in gemm.h): B read in place, no packing ----
+
+inline __mmask16 tail_mask(int64_t r) { return static_cast<__mmask16>(r >= 16 ? 0xFFFF : (1u << r) - 1); }
+
+// nt: R rows of B against a, R independent accumulators (one per row) to hide the FMA latency.
+template <int R>
+inline void dot_rows(int64_t k, const float* a, const float* b, int64_t ldb, float* c, bool acc) {
+  __m512 s[R];
+  for (int r = 0; r < R; r++) s[r] = _mm512_setzero_ps();
+  int64_t p = 0;
+  for (; p + 16 <= k; p += 16) {
+    const __m512 av = _mm512_loadu_ps(a + p);
+    for (int r = 0; r < R; r++) s[r] = _mm512_fmadd_ps(av, _mm512_loadu_ps(b + r * ldb + p), s[r]);
+  }
+  if (p < k) {
+    const __mmask16 m = tail_mask(k - p);
+    const __m512 av = _mm512_maskz_loadu_ps(m, a + p);
+    for (int r = 0; r < R; r++) s[r] = _mm512_fmadd_ps(av, _mm512_maskz_loadu_ps(m, b + r * ldb + p), s[r]);
+  }
+  for (int r = 0; r < R; r++) {
+    const float v = _mm512_reduce_add_ps(s[r]);
+    c[r] = acc ? c[r] + v : v;
+  }
+}
+
+// One row of B, two accumulators.
+inline void dot_row(int64_t k, const float* a, const float* b, float* c, bool acc) {
+  __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+  int64_t p = 0;
+  for (; p + 32 <= k; p += 32) {
+    s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + p), _mm512_loadu_ps(b + p), s0);
+    s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + p + 16), _mm512_loadu_ps(b + p + 16), s1);
+  }
+  for (; p < k; p += 16) {
+    const __mmask16 m = tail_mask(k - p);
+    s0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + p), _mm512_maskz_loadu_ps(m, b + p), s0);
+  }
+  const float v = _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+  *c = acc ? *c + v : v;
+}
+
+// nn: NV vectors of 16 columns held in registers over all k rows of B; the last vector masked.
+template <int NV>
+inline void axpy_cols(int64_t k, const float* a, const float* b, int64_t ldb, float* c, bool acc, __mmask16 last) {
+  __m512 s[NV];
+  for (int v = 0; v < NV; v++) s[v] = _mm512_setzero_ps();
+  for (int64_t p = 0; p < k; p++) {
+    const __m512 av = _mm512_set1_ps(a[p]);
+    const float* br = b + p * ldb;
+    for (int v = 0; v < NV - 1; v++) s[v] = _mm512_fmadd_ps(av, _mm512_loadu_ps(br + 16 * v), s[v]);
+    s[NV - 1] = _mm512_fmadd_ps(av, _mm512_maskz_loadu_ps(last, br + 16 * (NV - 1)), s[NV - 1]);
+  }
+  for (int v = 0; v < NV; v++) {
+    const __mmask16 m = v == NV - 1 ? last : static_cast<__mmask16>(0xFFFF);
+    float* cv = c + 16 * v;
+    const __m512 x = acc ? _mm512_add_ps(_mm512_maskz_loadu_ps(m, cv), s[v]) : s[v];
+    _mm512_mask_storeu_ps(cv, m, x);
+  }
+}
+
+void gemv_avx512(int form, int64_t n, int64_t k, const float* a, const float* b, int64_t ldb, float* c, bool acc) {
+  if (form == kNT) {
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8) dot_rows<8>(k, a, b + j * ldb, ldb, c + j, acc);
+    if (j + 4 <= n) {
+      dot_rows<4>(k, a, b + j * ldb, ldb, c + j, acc);
+      j += 4;
+    }
+    for (; j < n; j++) dot_row(k, a, b + j * ldb, c + j, acc);
+    return;
+  }
+  constexpr int64_t W = 8 * 16;
+  int64_t j = 0;
+  for (; j + W <= n; j += W) axpy_cols<8>(k, a, b + j, ldb, c + j, acc, 0xFFFF);
+  const int64_t rest = n - j;
+  if (rest <= 0) return;
+  const int nv = static_cast<int>((rest + 15) / 16);
+  const __mmask16 last = tail_mask(rest - 16 * (nv - 1));
+  switch (nv) {
+    case 1: axpy_cols<1>(k, a, b + j, ldb, c + j, acc, last); break;
+    case 2: axpy_cols<2>(k, a, b + j, ldb, c + j, acc, last); break;
+    case 3: axpy_cols<3>(k, a, b + j, ldb, c + j, acc, last); break;
+    case 4: axpy_cols<4>(k, a, b + j, ldb, c + j, acc, last); break;
+    case 5: axpy_cols<5>(k, a, b + j, ldb, c + j, acc, last); break;
+    case 6: axpy_cols<6>(k, a, b + j, ldb, c + j, acc, last); break;
+    case 7: axpy_cols<7>(k, a, b + j, ldb, c + j, acc, last); break;
+    default: axpy_cols<8>(k, a, b + j, ldb, c + j, acc, last); break;
+  }
+}
+
 }  // namespace
 
 // kc·NR·4 = 48 KiB B sliver streamed from L2; A sliver mr·kc·4 = 21 KiB in L1; B block kc×nc = 768 KiB
 // (kc 384 / nc 512 measured best among kc 256-512, nc 384-1536 on the 2-core Zen 5 box).
 extern const GemmKernel kGemmAvx512 = {"avx512", MR, NR, 384, 2016, 512, kernel_14x32, pack_a_avx512, pack_b_avx512,
-                                        kernel_edge_14x32};
+                                        kernel_edge_14x32, gemv_avx512};
 
 }  // namespace dora

@@ -126,6 +126,16 @@ for (const form of forms) {
   cases.push({ form, m: 6, n: 5, k: 0, batch: 2 });
   cases.push({ form, m: 6, n: 5, k: 0, accumulate: true });
   cases.push({ form, m: 0, n: 5, k: 3 });
+  // Small m (the GEMV path for nn / nt): every tail of the 8-row / 16-column blocks, strided views and offsets,
+  // batches, accumulate, and sizes past the threading threshold (split by columns, by batch, broadcast C).
+  for (const n of [5, 9, 12, 16, 17, 47, 113, 128, 129, 255]) cases.push({ form, m: 1, n, k: 37 });
+  for (const m of [1, 2, 3, 4]) {
+    cases.push({ form, m, n: 131, k: 77, padA: 3, padB: 5, padC: 2, offA: 1, offB: 2, offC: 3, accumulate: m % 2 === 0 });
+    cases.push({ form, m, n: 301, k: 19, batch: 3, padB: 1, accumulate: true });
+    cases.push({ form, m, n: 1037, k: 1013, padA: 1, padB: 3, padC: 1, accumulate: m === 3 });
+    cases.push({ form, m, n: 517, k: 523, batch: 4, bcastA: true, padB: 2 });
+    cases.push({ form, m, n: 515, k: 1021, batch: 2, bcastC: true, accumulate: true });
+  }
 }
 
 const isas = (["avx512", "avx2", "portable"] as const).filter((isa) => addon.setIsa(isa));
