@@ -5,6 +5,7 @@
 #include <immintrin.h>
 
 #include "gemm.h"
+#include "transpose_avx512.h"
 
 namespace dora {
 namespace {
@@ -87,34 +88,6 @@ void kernel_edge_14x32(int64_t kc, const float* a, const float* b, float* c, int
                                  edge_rows<6>, edge_rows<7>, edge_rows<8>, edge_rows<9>, edge_rows<10>,
                                  edge_rows<11>, edge_rows<12>, edge_rows<13>, edge_rows<14>};
   by_rows[rows - 1](kc, a, b, c, ldc, beta, cols);
-}
-
-// In-register 16×16 transpose: r[i] holds row i on entry, column i on exit.
-inline void transpose16(__m512 r[16]) {
-  __m512 t[16];
-  for (int i = 0; i < 16; i += 2) {
-    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-  }
-  for (int i = 0; i < 16; i += 4) {
-    r[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
-    r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
-    r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-    r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
-  }
-  // r[i] now: 4 rows' 4-element groups per 128-bit lane; combine lanes across groups of 4 rows.
-  for (int i = 0; i < 4; i++) {
-    t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
-    t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xDD);
-    t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
-    t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xDD);
-  }
-  for (int i = 0; i < 4; i++) {
-    r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
-    r[i + 4] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0x88);
-    r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xDD);
-    r[i + 12] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0xDD);
-  }
 }
 
 // Transposing pack: `lanes` (≤ 16) storage rows of `src` (row stride ld, starting at column p0), each
