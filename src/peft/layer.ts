@@ -97,10 +97,22 @@ export abstract class LoraLayer extends Module {
   magnitudeShape(): number[] { return this.scaleShape(); }
   /** Shapes of A and B as stored. */
   protected abstract abShapes(r: number): { a: number[]; b: number[] };
-  /** Registers A and B under PEFT's names. */
-  protected abstract registerAB(name: string, A: Tensor, B: Tensor): void;
-  /** (suffix of the on-disk key, tensor) pairs of one adapter, e.g. ["lora_A.weight", A]. */
-  abstract diskTensors(name: string): [string, Tensor][];
+  /** Registers A and B under PEFT's names: `lora_A.<adapter>.weight`, `lora_B.<adapter>.weight` (embeddings override). */
+  protected registerAB(name: string, A: Tensor, B: Tensor): void {
+    for (const [attr, t] of [["lora_A", A], ["lora_B", B]] as const) {
+      const m = new Module();
+      m.registerParameter("weight", t);
+      this.container(attr).registerModule(name, m);
+    }
+  }
+
+  /** (suffix of the on-disk key, tensor) pairs of one adapter, e.g. ["lora_A.weight", A] (embeddings override). */
+  diskTensors(name: string): [string, Tensor][] {
+    const a = this.adapters.get(name)!;
+    const out: [string, Tensor][] = [["lora_A.weight", a.A], ["lora_B.weight", a.B]];
+    if (a.magnitude) out.push(["lora_magnitude_vector", a.magnitude]);
+    return out;
+  }
 
   /** The layer for the fused single-adapter ops, or null when they do not apply (the generic graph runs). */
   fusedOperands(): FusedOperands | null { return null; }

@@ -45,12 +45,12 @@ export class LoraEmbedding extends LoraLayer {
     return [zeros(aShape), randn(bShape, rng)];
   }
 
-  protected registerAB(name: string, A: Tensor, B: Tensor): void {
+  protected override registerAB(name: string, A: Tensor, B: Tensor): void {
     this.container("lora_embedding_A").registerParameter(name, A);
     this.container("lora_embedding_B").registerParameter(name, B);
   }
 
-  diskTensors(name: string): [string, Tensor][] {
+  override diskTensors(name: string): [string, Tensor][] {
     const a = this.adapters.get(name)!;
     const out: [string, Tensor][] = [["lora_embedding_A", a.A], ["lora_embedding_B", a.B]];
     if (a.magnitude) out.push(["lora_magnitude_vector", a.magnitude]);

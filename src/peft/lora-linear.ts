@@ -99,20 +99,6 @@ export class LoraLinear extends LoraLayer {
     return { a: [r, inF], b: [outF, r] };
   }
 
-  protected registerAB(name: string, A: Tensor, B: Tensor): void {
-    for (const [attr, t] of [["lora_A", A], ["lora_B", B]] as const) {
-      const m = new Module();
-      m.registerParameter("weight", t);
-      this.container(attr).registerModule(name, m);
-    }
-  }
-
-  diskTensors(name: string): [string, Tensor][] {
-    const a = this.adapters.get(name)!;
-    const out: [string, Tensor][] = [["lora_A.weight", a.A], ["lora_B.weight", a.B]];
-    if (a.magnitude) out.push(["lora_magnitude_vector", a.magnitude]);
-    return out;
-  }
 }
 
 /**
