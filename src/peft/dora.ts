@@ -45,7 +45,7 @@ import {
 } from "../tensor/index.js";
 import type { FusedOperands } from "./layer.js";
 import { type Nf4Weight, nf4TimesT } from "../quant/index.js";
-import { applyMask, dropoutMask, gemm, scaleInPlace } from "./flat.js";
+import { lowRankInput, applyMask, gemm, scaleInPlace } from "./flat.js";
 import { getBackend } from "../backend/index.js";
 
 /**
@@ -252,12 +252,7 @@ export function doraLinear(x: Tensor, fo: FusedOperands, A: Tensor, B: Tensor, m
   const c = new Float32Array(outF);
   for (let i = 0; i < outF; i++) c[i] = mf[i]! / n[i]!;
   const baseForm = fifo ? "nn" : "nt";
-  const keep = dropout ? 1 / (1 - dropout.p) : 1;
-  const mask = dropout ? dropoutMask(xf.length, dropout.p, dropout.rng) : null;
-  const xd = mask ? applyMask(new Float32Array(xf.length), xf, mask, keep) : xf;
-  const u = new Float32Array(T * r);                         // s·x̃Aᵀ [T, r]
-  gemm("nt", T, r, inF, xd, Af, u, false);
-  scaleInPlace(u, s);
+  const { u, xd, mask, keep } = lowRankInput(xf, Af, T, inF, r, s, dropout); // u = s·x̃Aᵀ [T, r]
   const y = new Float32Array(T * outF);
   gemm(baseForm, T, outF, inF, xf, Wf, y, false, 0, wOff);  // x Wᵀ
   let zl: Float32Array | null = null;

@@ -33,3 +33,18 @@ export function applyMask(out: Float32Array, x: Float32Array, mask: Uint8Array, 
 export function scaleInPlace(y: Float32Array, s: number): void {
   for (let i = 0; i < y.length; i++) y[i] = y[i]! * s;
 }
+
+/**
+ * The low-rank input of a fused adapter op: draws the dropout mask (when dropout is on), x̃ = dropout(x), and
+ * u = s·x̃Aᵀ [T, r]. `keep` = 1/(1−p) and `mask` come back for the backward pass, which rebuilds x̃ from them.
+ */
+export function lowRankInput(xf: Float32Array, Af: Float32Array, T: number, inF: number, r: number, s: number,
+  dropout: { p: number; rng: Rng } | null): { u: Float32Array; xd: Float32Array; mask: Uint8Array | null; keep: number } {
+  const keep = dropout ? 1 / (1 - dropout.p) : 1;
+  const mask = dropout ? dropoutMask(xf.length, dropout.p, dropout.rng) : null;
+  const xd = mask ? applyMask(new Float32Array(xf.length), xf, mask, keep) : xf;
+  const u = new Float32Array(T * r);
+  gemm("nt", T, r, inF, xd, Af, u, false);
+  scaleInPlace(u, s);
+  return { u, xd, mask, keep };
+}

@@ -9,7 +9,7 @@ import { Conv1D, Linear, Linear4bit, Module } from "../nn/index.js";
 import { dequantizeNf4 } from "../quant/index.js";
 import type { DoraOperands } from "./dora.js";
 import { LoraLayer, type FusedOperands, type LoraAdapter } from "./layer.js";
-import { applyMask, dropoutMask, gemm, scaleInPlace } from "./flat.js";
+import { lowRankInput, applyMask, gemm, scaleInPlace } from "./flat.js";
 
 let warnedMerge4bit = false;
 
@@ -112,12 +112,7 @@ export function loraLinear(x: Tensor, fo: FusedOperands, A: Tensor, B: Tensor, s
   const { weight, fanInFanOut: fifo, bias, inF, outF } = fo;
   const r = A.shape[0]!, T = x.numel / inF;
   const xf = x.f32(), Wf = weight.data as Float32Array, wOff = weight.offset, Af = A.f32(), Bf = B.f32();
-  const keep = dropout ? 1 / (1 - dropout.p) : 1;
-  const mask = dropout ? dropoutMask(xf.length, dropout.p, dropout.rng) : null;
-  const xd = mask ? applyMask(new Float32Array(xf.length), xf, mask, keep) : xf;
-  const us = new Float32Array(T * r);                       // s·x̃Aᵀ [T, r]
-  gemm("nt", T, r, inF, xd, Af, us, false);
-  scaleInPlace(us, s);
+  const { u: us, mask, keep } = lowRankInput(xf, Af, T, inF, r, s, dropout); // us = s·x̃Aᵀ [T, r]
   const y = new Float32Array(T * outF);
   if (bias) { const bf = bias.f32(); for (let t = 0; t < T; t++) y.set(bf, t * outF); }
   gemm(fifo ? "nn" : "nt", T, outF, inF, xf, Wf, y, bias !== null, 0, wOff); // x·Wᵀ (+ b)
