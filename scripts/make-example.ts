@@ -7,7 +7,7 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { CHATML_TEMPLATE, toHfTokenizerFiles, trainByteLevelBpe } from "../src/models/bpe-trainer.js";
+import { chatmlTokenizer } from "../src/models/bpe-trainer.js";
 import { parseModelConfig, randomModel, saveModel } from "../src/models/index.js";
 import { Rng } from "../src/tensor/index.js";
 
@@ -48,10 +48,7 @@ writeFileSync("examples/data/train.jsonl", jsonl(train));
 writeFileSync("examples/data/valid.jsonl", jsonl(valid));
 
 const corpus = [...train, ...valid].map((e) => e.prompt + e.completion).join("\n");
-const bpe = trainByteLevelBpe(corpus, { vocabSize: 512, specialTokens: ["<unk>", "<s>", "</s>", "<pad>", "<|im_start|>", "<|im_end|>"] });
-const { tokenizerJson, tokenizerConfig } = toHfTokenizerFiles(bpe, {
-  unkToken: "<unk>", bosToken: "<s>", eosToken: "</s>", padToken: "<pad>", chatTemplate: CHATML_TEMPLATE, modelMaxLength: 256,
-});
+const { model: bpe, tokenizerJson, tokenizerConfig } = chatmlTokenizer(corpus, 512, 256);
 const dir = "examples/tiny-llama";
 const config = {
   architectures: ["LlamaForCausalLM"], model_type: "llama", vocab_size: bpe.vocab.size, hidden_size: 64, intermediate_size: 176,

@@ -8,9 +8,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { CHATML_TEMPLATE, toHfTokenizerFiles, trainByteLevelBpe } from "../src/models/bpe-trainer.js";
-
-const SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "<pad>", "<|im_start|>", "<|im_end|>"];
+import { chatmlTokenizer } from "../src/models/bpe-trainer.js";
 
 function main(): void {
   const { values } = parseArgs({
@@ -28,15 +26,8 @@ function main(): void {
     throw new Error("usage: make-tokenizer --out DIR --vocab-size N --corpus FILE [--model-max-length N]");
   }
   const text = readFileSync(corpus, "utf8");
-  const model = trainByteLevelBpe(text, { vocabSize, specialTokens: SPECIAL_TOKENS });
-  const { tokenizerJson, tokenizerConfig } = toHfTokenizerFiles(model, {
-    unkToken: "<unk>",
-    bosToken: "<s>",
-    eosToken: "</s>",
-    padToken: "<pad>",
-    chatTemplate: CHATML_TEMPLATE,
-    modelMaxLength,
-  });
+  const { model, tokenizerJson, tokenizerConfig } = chatmlTokenizer(text, vocabSize, modelMaxLength);
+
   mkdirSync(out, { recursive: true });
   writeFileSync(join(out, "tokenizer.json"), JSON.stringify(tokenizerJson, null, 1) + "\n");
   writeFileSync(join(out, "tokenizer_config.json"), JSON.stringify(tokenizerConfig, null, 2) + "\n");

@@ -247,3 +247,20 @@ export const CHATML_TEMPLATE =
   "{{ bos_token }}{% for message in messages %}" +
   "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}" +
   "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+
+/** The special tokens of the project's ChatML tokenizers (ids 0–5 in this order). */
+export const CHATML_SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "<pad>", "<|im_start|>", "<|im_end|>"] as const;
+
+/**
+ * The project's tokenizer recipe (the test fixture, examples/ and `scripts/make-tokenizer.ts`): a byte-level BPE
+ * trained on `corpus` with the ChatML special tokens, `<s>` prepended, and the ChatML chat template.
+ */
+export function chatmlTokenizer(corpus: string, vocabSize: number, modelMaxLength: number): {
+  model: BpeModel; tokenizerJson: Record<string, unknown>; tokenizerConfig: Record<string, unknown>;
+} {
+  const model = trainByteLevelBpe(corpus, { vocabSize, specialTokens: [...CHATML_SPECIAL_TOKENS] });
+  const files = toHfTokenizerFiles(model, {
+    unkToken: "<unk>", bosToken: "<s>", eosToken: "</s>", padToken: "<pad>", chatTemplate: CHATML_TEMPLATE, modelMaxLength,
+  });
+  return { model, ...files };
+}

@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { toHfTokenizerFiles, trainByteLevelBpe, CHATML_TEMPLATE } from "./bpe-trainer.js";
+import { chatmlTokenizer, toHfTokenizerFiles, trainByteLevelBpe, CHATML_TEMPLATE } from "./bpe-trainer.js";
 import { decodeStream, HfTokenizer, TokenizerError, TokenStreamDecoder } from "./tokenizer.js";
 
 const FIXTURE = join(import.meta.dirname, "../../test/fixtures/tokenizer");
@@ -237,18 +237,7 @@ describe("loading errors", () => {
 describe("trainByteLevelBpe", () => {
   it("reproduces the fixture from its corpus (scripts/make-tokenizer.ts --vocab-size 512)", () => {
     const corpus = readFileSync(join(FIXTURE, "corpus.txt"), "utf8");
-    const model = trainByteLevelBpe(corpus, {
-      vocabSize: 512,
-      specialTokens: ["<unk>", "<s>", "</s>", "<pad>", "<|im_start|>", "<|im_end|>"],
-    });
-    const { tokenizerJson, tokenizerConfig } = toHfTokenizerFiles(model, {
-      unkToken: "<unk>",
-      bosToken: "<s>",
-      eosToken: "</s>",
-      padToken: "<pad>",
-      chatTemplate: CHATML_TEMPLATE,
-      modelMaxLength: 1024,
-    });
+    const { tokenizerJson, tokenizerConfig } = chatmlTokenizer(corpus, 512, 1024);
     expect(tokenizerJson).toEqual(fixtureJson);
     expect(tokenizerConfig).toEqual(JSON.parse(readFileSync(join(FIXTURE, "tokenizer_config.json"), "utf8")));
   });
