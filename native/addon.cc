@@ -3,9 +3,12 @@
 // TS adapter's job (src/backend/native/index.ts): this layer only checks argument kinds.
 #include <node_api.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "columns.h"
 #include "elementwise.h"
@@ -139,6 +142,13 @@ struct Args {
     if (ok) ok = get_i64(env, v[i], &x);
     return x;
   }
+  int32_t* i32(int i) {
+    if (!ok) return nullptr;
+    int32_t* p = nullptr;
+    size_t len;
+    ok = get_array(env, v[i], napi_int32_array, &p, &len);
+    return p;
+  }
   double f64(int i) {
     double x = 0;
     if (ok && napi_get_value_double(env, v[i], &x) != napi_ok) ok = fail(env, "dora_native: expected a number");
@@ -151,12 +161,38 @@ struct Args {
   }
 };
 
+// ---- threading of the elementwise and row kernels ----
+// The per-ISA table functions stay single-threaded (attention calls them from inside its own pool tasks,
+// and the pool runs one job at a time); the bindings below split large calls into chunks here.
+// The chunking depends on the sizes only, never on the thread count, so results are identical at any
+// DORA_NUM_THREADS.
+constexpr int64_t kGrain = 1 << 15;  // elements per chunk: ~10-50 µs of work, well above the pool's hand-off
+
+// Runs body(begin, end, chunk) over [0, n) in chunks of `grain` through the pool (directly when one chunk).
+template <typename F>
+void parallel_chunks(int64_t n, int64_t grain, const F& body) {
+  if (n <= 0) return;
+  const int64_t chunks = (n + grain - 1) / grain;
+  if (chunks == 1) { body(0, n, 0); return; }
+  struct Ctx { const F* body; int64_t n, grain; } ctx{&body, n, grain};
+  dora::parallel_run(static_cast<int>(chunks), [](void* c, int t, int) {
+    const Ctx& x = *static_cast<const Ctx*>(c);
+    const int64_t b = t * x.grain;
+    (*x.body)(b, std::min(x.n, b + x.grain), t);
+  }, &ctx);
+}
+
+// Rows per chunk for row kernels of `cols` columns (at least one row).
+int64_t row_grain(int64_t cols) { return std::max<int64_t>(1, kGrain / std::max<int64_t>(cols, 1)); }
+
 napi_value UnaryForward(napi_env env, napi_callback_info info) {
   Args a(env, info, 4);
   int op = static_cast<int>(a.i64(0));
   float *out = a.f32(1), *x = a.f32(2);
   int64_t n = a.i64(3);
-  if (a.ok) dora::elementwise().unary_forward(op, out, x, n);
+  if (!a.ok) return nullptr;
+  const auto& k = dora::elementwise();
+  parallel_chunks(n, kGrain, [&](int64_t b, int64_t e, int) { k.unary_forward(op, out + b, x + b, e - b); });
   return nullptr;
 }
 
@@ -165,7 +201,43 @@ napi_value UnaryBackward(napi_env env, napi_callback_info info) {
   int op = static_cast<int>(a.i64(0));
   float *dx = a.f32(1), *dy = a.f32(2), *x = a.f32(3), *y = a.f32(4);
   int64_t n = a.i64(5);
-  if (a.ok) dora::elementwise().unary_backward(op, dx, dy, x, y, n);
+  if (!a.ok) return nullptr;
+  const auto& k = dora::elementwise();
+  parallel_chunks(n, kGrain, [&](int64_t b, int64_t e, int) { k.unary_backward(op, dx + b, dy + b, x + b, y + b, e - b); });
+  return nullptr;
+}
+
+// binaryFlat(op, out, a, aOff, b, bOff, n): op 0 add, 1 sub, 2 mul, 3 div.
+napi_value BinaryFlat(napi_env env, napi_callback_info info) {
+  Args a(env, info, 7);
+  int op = static_cast<int>(a.i64(0));
+  float *out = a.f32(1), *x = a.f32(2);
+  int64_t xo = a.i64(3);
+  float* y = a.f32(4);
+  int64_t yo = a.i64(5), n = a.i64(6);
+  if (!a.ok) return nullptr;
+  const auto& k = dora::elementwise();
+  parallel_chunks(n, kGrain, [&](int64_t b, int64_t e, int) { k.binary_flat(op, out + b, x + xo + b, y + yo + b, e - b); });
+  return nullptr;
+}
+
+napi_value SiluMulForward(napi_env env, napi_callback_info info) {
+  Args a(env, info, 4);
+  float *out = a.f32(0), *g = a.f32(1), *u = a.f32(2);
+  int64_t n = a.i64(3);
+  if (!a.ok) return nullptr;
+  const auto& k = dora::elementwise();
+  parallel_chunks(n, kGrain, [&](int64_t b, int64_t e, int) { k.silu_mul_forward(out + b, g + b, u + b, e - b); });
+  return nullptr;
+}
+
+napi_value SiluMulBackward(napi_env env, napi_callback_info info) {
+  Args a(env, info, 6);
+  float *dg = a.f32(0), *du = a.f32(1), *dy = a.f32(2), *g = a.f32(3), *u = a.f32(4);
+  int64_t n = a.i64(5);
+  if (!a.ok) return nullptr;
+  const auto& k = dora::elementwise();
+  parallel_chunks(n, kGrain, [&](int64_t b, int64_t e, int) { k.silu_mul_backward(dg + b, du + b, dy + b, g + b, u + b, e - b); });
   return nullptr;
 }
 
@@ -174,7 +246,11 @@ napi_value SoftmaxForward(napi_env env, napi_callback_info info) {
   float *out = a.f32(0), *x = a.f32(1);
   int64_t rows = a.i64(2), cols = a.i64(3);
   bool log = a.flag(4);
-  if (a.ok) dora::elementwise().softmax_forward(out, x, rows, cols, log);
+  if (!a.ok) return nullptr;
+  const auto& k = dora::elementwise();
+  parallel_chunks(rows, row_grain(cols), [&](int64_t b, int64_t e, int) {
+    k.softmax_forward(out + b * cols, x + b * cols, e - b, cols, log);
+  });
   return nullptr;
 }
 
@@ -183,7 +259,45 @@ napi_value SoftmaxBackward(napi_env env, napi_callback_info info) {
   float *dx = a.f32(0), *dy = a.f32(1), *y = a.f32(2);
   int64_t rows = a.i64(3), cols = a.i64(4);
   bool log = a.flag(5);
-  if (a.ok) dora::elementwise().softmax_backward(dx, dy, y, rows, cols, log);
+  if (!a.ok) return nullptr;
+  const auto& k = dora::elementwise();
+  parallel_chunks(rows, row_grain(cols), [&](int64_t b, int64_t e, int) {
+    k.softmax_backward(dx + b * cols, dy + b * cols, y + b * cols, e - b, cols, log);
+  });
+  return nullptr;
+}
+
+// crossEntropyForward(loss, lse, logits, targets, rows, cols, ignoreIndex) -> counted rows
+napi_value CrossEntropyForward(napi_env env, napi_callback_info info) {
+  Args a(env, info, 7);
+  float *loss = a.f32(0), *lse = a.f32(1), *logits = a.f32(2);
+  int32_t* targets = a.i32(3);
+  int64_t rows = a.i64(4), cols = a.i64(5), ignore = a.i64(6);
+  if (!a.ok) return nullptr;
+  const auto& k = dora::elementwise();
+  std::atomic<int64_t> counted{0};
+  parallel_chunks(rows, row_grain(cols), [&](int64_t b, int64_t e, int) {
+    counted += k.cross_entropy_forward(loss + b, lse + b, logits + b * cols, targets + b, e - b, cols, ignore);
+  });
+  napi_value r;
+  napi_create_int64(env, counted.load(), &r);
+  return r;
+}
+
+// crossEntropyBackward(dlogits, logits, lse, targets, rows, cols, ignoreIndex, scaleRows | null, scale)
+napi_value CrossEntropyBackward(napi_env env, napi_callback_info info) {
+  Args a(env, info, 9);
+  float *dl = a.f32(0), *logits = a.f32(1), *lse = a.f32(2);
+  int32_t* targets = a.i32(3);
+  int64_t rows = a.i64(4), cols = a.i64(5), ignore = a.i64(6);
+  float* scale_rows = a.f32(7, true);
+  double scale = a.f64(8);
+  if (!a.ok) return nullptr;
+  const auto& k = dora::elementwise();
+  parallel_chunks(rows, row_grain(cols), [&](int64_t b, int64_t e, int) {
+    k.cross_entropy_backward(dl + b * cols, logits + b * cols, lse + b, targets + b, e - b, cols, ignore,
+                             scale_rows ? scale_rows + b : nullptr, scale);
+  });
   return nullptr;
 }
 
@@ -192,7 +306,11 @@ napi_value RmsNormForward(napi_env env, napi_callback_info info) {
   float *y = a.f32(0), *rstd = a.f32(1), *x = a.f32(2), *w = a.f32(3, true);
   int64_t rows = a.i64(4), cols = a.i64(5);
   double eps = a.f64(6);
-  if (a.ok) dora::elementwise().rmsnorm_forward(y, rstd, x, w, rows, cols, eps);
+  if (!a.ok) return nullptr;
+  const auto& k = dora::elementwise();
+  parallel_chunks(rows, row_grain(cols), [&](int64_t b, int64_t e, int) {
+    k.rmsnorm_forward(y + b * cols, rstd + b, x + b * cols, w, e - b, cols, eps);
+  });
   return nullptr;
 }
 
@@ -200,7 +318,22 @@ napi_value RmsNormBackward(napi_env env, napi_callback_info info) {
   Args a(env, info, 8);
   float *dx = a.f32(0), *dw = a.f32(1, true), *dy = a.f32(2), *x = a.f32(3), *w = a.f32(4, true), *rstd = a.f32(5);
   int64_t rows = a.i64(6), cols = a.i64(7);
-  if (a.ok) dora::elementwise().rmsnorm_backward(dx, dw, dy, x, w, rstd, rows, cols);
+  if (!a.ok) return nullptr;
+  const auto& k = dora::elementwise();
+  const int64_t grain = row_grain(cols), chunks = (rows + grain - 1) / grain;
+  if (!dw || chunks <= 1) {
+    parallel_chunks(rows, grain, [&](int64_t b, int64_t e, int) {
+      k.rmsnorm_backward(dx + b * cols, dw, dy + b * cols, x + b * cols, w, rstd + b, e - b, cols);
+    });
+    return nullptr;
+  }
+  // dw sums over all rows: each chunk accumulates its own partial, added into dw in chunk order.
+  std::vector<float> partial(static_cast<size_t>(chunks * cols), 0.f);
+  parallel_chunks(rows, grain, [&](int64_t b, int64_t e, int t) {
+    k.rmsnorm_backward(dx + b * cols, partial.data() + t * cols, dy + b * cols, x + b * cols, w, rstd + b, e - b, cols);
+  });
+  for (int64_t t = 0; t < chunks; t++)
+    for (int64_t c = 0; c < cols; c++) dw[c] += partial[t * cols + c];
   return nullptr;
 }
 
@@ -209,7 +342,11 @@ napi_value AdamwStep(napi_env env, napi_callback_info info) {
   float *p = a.f32(0), *g = a.f32(1), *m = a.f32(2), *v = a.f32(3);
   int64_t n = a.i64(4);
   double lr = a.f64(5), b1 = a.f64(6), b2 = a.f64(7), eps = a.f64(8), wd = a.f64(9), step = a.f64(10);
-  if (a.ok) dora::elementwise().adamw_step(p, g, m, v, n, lr, b1, b2, eps, wd, step);
+  if (!a.ok) return nullptr;
+  const auto& k = dora::elementwise();
+  parallel_chunks(n, kGrain, [&](int64_t b, int64_t e, int) {
+    k.adamw_step(p + b, g + b, m + b, v + b, e - b, lr, b1, b2, eps, wd, step);
+  });
   return nullptr;
 }
 
@@ -280,6 +417,11 @@ napi_value Init(napi_env env, napi_value exports) {
       {"softmaxBackward", nullptr, SoftmaxBackward, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"rmsNormForward", nullptr, RmsNormForward, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"rmsNormBackward", nullptr, RmsNormBackward, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"binaryFlat", nullptr, BinaryFlat, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"siluMulForward", nullptr, SiluMulForward, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"siluMulBackward", nullptr, SiluMulBackward, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"crossEntropyForward", nullptr, CrossEntropyForward, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"crossEntropyBackward", nullptr, CrossEntropyBackward, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"adamwStep", nullptr, AdamwStep, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"columnScale", nullptr, ColumnScale, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"columnDot", nullptr, ColumnDot, nullptr, nullptr, nullptr, napi_default, nullptr},

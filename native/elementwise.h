@@ -8,6 +8,7 @@
 namespace dora {
 
 enum UnaryOp : int { kExp = 0, kSilu = 1, kGelu = 2 };
+enum BinaryOp : int { kAdd = 0, kSub = 1, kMul = 2, kDiv = 3 };
 
 struct ElementwiseKernels {
   void (*unary_forward)(int op, float* out, const float* x, int64_t n);
@@ -19,6 +20,17 @@ struct ElementwiseKernels {
                            int64_t rows, int64_t cols);
   void (*adamw_step)(float* p, const float* g, float* m, float* v, int64_t n, double lr, double beta1, double beta2,
                      double eps, double weight_decay, double step);
+  // out = a op b over n contiguous elements (float32 arithmetic, as the spec's binary).
+  void (*binary_flat)(int op, float* out, const float* a, const float* b, int64_t n);
+  // out = silu(g)·u; backward writes both dg = dy·u·silu'(g) and du = dy·silu(g).
+  void (*silu_mul_forward)(float* out, const float* g, const float* u, int64_t n);
+  void (*silu_mul_backward)(float* dg, float* du, const float* dy, const float* g, const float* u, int64_t n);
+  // Backend.crossEntropyForward/Backward; targets must be ignore or in [0, cols). The backward scale is
+  // scale_rows[r] when scale_rows is non-null, else `scale`.
+  int64_t (*cross_entropy_forward)(float* loss, float* lse, const float* logits, const int32_t* targets, int64_t rows,
+                                   int64_t cols, int64_t ignore);
+  void (*cross_entropy_backward)(float* dlogits, const float* logits, const float* lse, const int32_t* targets,
+                                 int64_t rows, int64_t cols, int64_t ignore, const float* scale_rows, double scale);
 };
 
 const ElementwiseKernels& elementwise();

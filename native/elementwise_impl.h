@@ -9,22 +9,30 @@
 namespace dora {
 namespace DORA_EW_NS {
 
-inline double bits_to_double(int64_t b) {
+inline double bits_to_double(uint64_t b) {
   double f;
   std::memcpy(&f, &b, sizeof f);
   return f;
 }
 
+inline uint64_t double_to_bits(double f) {
+  uint64_t b;
+  std::memcpy(&b, &f, sizeof b);
+  return b;
+}
+
 // e^z in float64, to ~1 ulp: z = n·ln2 + r (ln2 split in two parts so n·ln2_hi is exact), Taylor
 // series of e^r to r^13/13! on |r| ≤ ln2/2 (truncation < 1e-17), times 2^n built from its bits.
 // Beyond ±708 the result is 0 or inf (the true value is sub-float32 or past float32 range there, so no
-// float32 output changes); NaN propagates. Written branch-free so the loops around it vectorize.
+// float32 output changes); NaN propagates through the arithmetic. Branch-free and without a
+// float→int conversion (AVX2 has no vector double→int64 one), so every loop around it vectorizes:
+// adding 1.5·2^52 rounds z·log2(e) to the integer n and leaves n in the low mantissa bits of kd,
+// from which the exponent field of 2^n is one integer add and shift.
 inline double exp_d(double z) {
-  const double z0 = z == z ? z : 0.0;  // NaN: compute on 0 (no NaN into the integer cast), restore below
-  const double lo = z0 < -708.0 ? -708.0 : z0;
-  const double zc = lo > 708.0 ? 708.0 : lo;
-  const double shift = 6755399441055744.0;  // 1.5·2^52: adding it rounds to an integer
-  const double nd = (zc * 1.4426950408889634 + shift) - shift;
+  const double zc = z > 708.0 ? 708.0 : (z < -708.0 ? -708.0 : z);
+  const double shift = 6755399441055744.0;  // 1.5·2^52
+  const double kd = zc * 1.4426950408889634 + shift;
+  const double nd = kd - shift;
   const double r = (zc - nd * 6.93147180369123816490e-01) - nd * 1.90821492927058770002e-10;
   double p = 1.0 / 6227020800.0;  // 1/13!
   p = p * r + 1.0 / 479001600.0;
@@ -40,32 +48,79 @@ inline double exp_d(double z) {
   p = p * r + 0.5;
   p = p * r + 1.0;
   p = p * r + 1.0;
-  const int64_t n = static_cast<int64_t>(nd);
-  const double res = p * bits_to_double((n + 1023) << 52);
+  // the low 12 bits of kd's bit pattern are n mod 4096 (|n| ≤ 1022): (bits + 1023) << 52 is 2^n
+  const double res = p * bits_to_double((double_to_bits(kd) + 1023) << 52);
   const double big = z > 708.0 ? HUGE_VAL : res;
-  const double out = z < -708.0 ? 0.0 : big;
-  return z != z ? z : out;
+  return z < -708.0 ? 0.0 : big;
+}
+
+// σ(z) and σ(−z) with one division and no inf: e = e^{−|z|} ≤ 1, σ(|z|) = 1/(1 + e), σ(−|z|) = e·σ(|z|).
+// NaN in, NaN out (both).
+inline void sigmoid_pair(double z, double* s, double* sm) {
+  const double az = z < 0.0 ? -z : z;
+  const double e = exp_d(-az);
+  const double p = 1.0 / (1.0 + e), q = e * p;
+  *s = z < 0.0 ? q : p;
+  *sm = z < 0.0 ? p : q;
+}
+
+// Sums f(i) for i < n in float64. Independent partial sums (kLanes of them, combined at the end) let the
+// compiler vectorize the loop, which a single in-order accumulator forbids without -ffast-math; the
+// result differs from the in-order sum by float64 rounding only.
+constexpr int kLanes = 16;
+template <typename F>
+inline double sum_lanes(int64_t n, F f) {
+  double acc[kLanes] = {0};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int j = 0; j < kLanes; j++) acc[j] += f(i + j);
+  double s = 0.0;
+  for (; i < n; i++) s += f(i);
+  for (int j = 0; j < kLanes; j++) s += acc[j];
+  return s;
+}
+
+// max of x[0..n) as Math.max: NaN wins (-inf for n = 0). Computed as an integer max over an
+// order-preserving key of the float bits (sign-magnitude to two's-complement order: flip the low 31 bits
+// of negatives), because integer max reductions vectorize and float ones do not without
+// -ffinite-math-only; a second integer max over |bits| spots NaN (above inf's 0x7f800000).
+inline float row_max(const float* x, int64_t n) {
+  int32_t kmax = INT32_MIN, amax = 0;
+  for (int64_t i = 0; i < n; i++) {
+    int32_t b;
+    std::memcpy(&b, x + i, sizeof b);
+    const int32_t k = b ^ ((b >> 31) & 0x7fffffff), a = b & 0x7fffffff;
+    kmax = k > kmax ? k : kmax;
+    amax = a > amax ? a : amax;
+  }
+  if (amax > 0x7f800000) return NAN;
+  if (n == 0) return -INFINITY;
+  const int32_t b = kmax ^ ((kmax >> 31) & 0x7fffffff);
+  float m;
+  std::memcpy(&m, &b, sizeof m);
+  return m;
 }
 
 constexpr double kGeluC = 0.7978845608028654;  // √(2/π)
 
 void unary_forward(int op, float* __restrict out, const float* __restrict x, int64_t n) {
   if (op == kExp) {
-    for (int64_t i = 0; i < n; i++) {
-      const double xd = x[i];
-      out[i] = static_cast<float>(exp_d(xd));  // note: GCC 12 leaves this one loop scalar (control flow)
-    }
+    for (int64_t i = 0; i < n; i++) out[i] = static_cast<float>(exp_d(x[i]));
   } else if (op == kSilu) {
     for (int64_t i = 0; i < n; i++) {
       const double xd = x[i];
-      out[i] = static_cast<float>(xd / (1.0 + exp_d(-xd)));
+      double s, sm;
+      sigmoid_pair(xd, &s, &sm);
+      out[i] = static_cast<float>(xd * s);
     }
   } else {
     // 0.5·x·(1 + tanh u) = x·σ(2u): no cancellation for negative x.
     for (int64_t i = 0; i < n; i++) {
       const double xd = x[i];
       const double u = kGeluC * (xd + 0.044715 * xd * xd * xd);
-      out[i] = static_cast<float>(xd / (1.0 + exp_d(-2.0 * u)));
+      double s, sm;
+      sigmoid_pair(2.0 * u, &s, &sm);
+      out[i] = static_cast<float>(xd * s);
     }
   }
 }
@@ -74,23 +129,51 @@ void unary_backward(int op, float* dx, const float* dy, const float* x, const fl
   if (op == kExp) {
     for (int64_t i = 0; i < n; i++) dx[i] = dy[i] * y[i];
   } else if (op == kSilu) {
-    // s·(1 + x·(1 − s)), s = σ(x); 1 − s = σ(−x) = 1/(1 + 1/e) with e = e^{−x}: no cancellation, and
-    // e = inf or 0 (|x| > ~88) gives the limits 0 and 1 instead of inf·0.
+    // s·(1 + x·(1 − s)), s = σ(x), 1 − s = σ(−x) from sigmoid_pair: no cancellation, no inf·0.
     for (int64_t i = 0; i < n; i++) {
-      const double e = exp_d(-static_cast<double>(x[i]));
-      const double s = 1.0 / (1.0 + e), sm = 1.0 / (1.0 + 1.0 / e);
-      dx[i] = static_cast<float>(dy[i] * s * (1.0 + x[i] * sm));
+      const double xd = x[i];
+      double s, sm;
+      sigmoid_pair(xd, &s, &sm);
+      dx[i] = static_cast<float>(dy[i] * s * (1.0 + xd * sm));
     }
   } else {
     // d/dx 0.5x(1+t) = 0.5(1+t) + 0.5x(1−t²)·C(1+3·0.044715x²), with 0.5(1+t) = σ(2u), 1−t² = 4σ(2u)σ(−2u).
     for (int64_t i = 0; i < n; i++) {
       const double xd = x[i];
       const double u = kGeluC * (xd + 0.044715 * xd * xd * xd);
-      const double e = exp_d(-2.0 * u);
-      const double s = 1.0 / (1.0 + e), sm = 1.0 / (1.0 + 1.0 / e);
+      double s, sm;
+      sigmoid_pair(2.0 * u, &s, &sm);
       const double d = s + 2.0 * xd * s * sm * kGeluC * (1.0 + 3.0 * 0.044715 * xd * xd);
       dx[i] = static_cast<float>(dy[i] * d);
     }
+  }
+}
+
+void binary_flat(int op, float* out, const float* a, const float* b, int64_t n) {
+  if (op == kAdd) for (int64_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+  else if (op == kSub) for (int64_t i = 0; i < n; i++) out[i] = a[i] - b[i];
+  else if (op == kMul) for (int64_t i = 0; i < n; i++) out[i] = a[i] * b[i];
+  else for (int64_t i = 0; i < n; i++) out[i] = a[i] / b[i];
+}
+
+void silu_mul_forward(float* __restrict out, const float* __restrict g, const float* __restrict u, int64_t n) {
+  for (int64_t i = 0; i < n; i++) {
+    const double gd = g[i];
+    double s, sm;
+    sigmoid_pair(gd, &s, &sm);
+    out[i] = static_cast<float>(gd * s * u[i]);
+  }
+}
+
+void silu_mul_backward(float* __restrict dg, float* __restrict du, const float* __restrict dy, const float* __restrict g,
+                       const float* __restrict u, int64_t n) {
+  // du = dy·silu(g); dg = dy·u·silu'(g), silu'(g) = s·(1 + g·σ(−g)).
+  for (int64_t i = 0; i < n; i++) {
+    const double gd = g[i], d = dy[i];
+    double s, sm;
+    sigmoid_pair(gd, &s, &sm);
+    du[i] = static_cast<float>(d * gd * s);
+    dg[i] = static_cast<float>(d * u[i] * s * (1.0 + gd * sm));
   }
 }
 
@@ -98,23 +181,48 @@ void softmax_forward(float* out, const float* x, int64_t rows, int64_t cols, boo
   for (int64_t r = 0; r < rows; r++) {
     const float* xr = x + r * cols;
     float* o = out + r * cols;
-    float mx = -INFINITY;
-    for (int64_t c = 0; c < cols; c++) mx = xr[c] > mx ? xr[c] : mx;
-    for (int64_t c = 0; c < cols; c++) mx = xr[c] != xr[c] ? xr[c] : mx;  // NaN wins, as Math.max
+    float mx = row_max(xr, cols);
     if (mx == -INFINITY) mx = 0.f;  // fully masked row (spec)
     const double m = mx;
-    double s = 0.0;
+    const double s = sum_lanes(cols, [&](int64_t c) { return exp_d(xr[c] - m); });
     if (log) {
-      for (int64_t c = 0; c < cols; c++) s += exp_d(xr[c] - m);
       const double lse = m + std::log(s);
       for (int64_t c = 0; c < cols; c++) o[c] = static_cast<float>(xr[c] - lse);
     } else {
-      for (int64_t c = 0; c < cols; c++) {
-        s += exp_d(xr[c] - m);
-      }
       const double inv = 1.0 / s;
       for (int64_t c = 0; c < cols; c++) o[c] = static_cast<float>(exp_d(xr[c] - m) * inv);
     }
+  }
+}
+
+int64_t cross_entropy_forward(float* loss, float* lse, const float* logits, const int32_t* targets, int64_t rows,
+                              int64_t cols, int64_t ignore) {
+  // As the spec: no masked-row rule (an all −inf row gives NaN), lse kept for every row.
+  int64_t counted = 0;
+  for (int64_t r = 0; r < rows; r++) {
+    const float* xr = logits + r * cols;
+    const double m = row_max(xr, cols);
+    const double l = m + std::log(sum_lanes(cols, [&](int64_t c) { return exp_d(xr[c] - m); }));
+    lse[r] = static_cast<float>(l);
+    const int64_t t = targets[r];
+    if (t == ignore) { loss[r] = 0.f; continue; }
+    loss[r] = static_cast<float>(l - xr[t]);
+    counted++;
+  }
+  return counted;
+}
+
+void cross_entropy_backward(float* __restrict dlogits, const float* __restrict logits, const float* lse,
+                            const int32_t* targets, int64_t rows, int64_t cols, int64_t ignore, const float* scale_rows,
+                            double scale) {
+  for (int64_t r = 0; r < rows; r++) {
+    const float* xr = logits + r * cols;
+    float* d = dlogits + r * cols;
+    const int64_t t = targets[r];
+    if (t == ignore) { std::memset(d, 0, sizeof(float) * cols); continue; }
+    const double g = scale_rows ? scale_rows[r] : scale, l = lse[r];
+    for (int64_t c = 0; c < cols; c++) d[c] = static_cast<float>(g * exp_d(xr[c] - l));
+    d[t] = static_cast<float>(d[t] - g);
   }
 }
 
@@ -123,10 +231,10 @@ void softmax_backward(float* dx, const float* dy, const float* y, int64_t rows, 
     const int64_t o = r * cols;
     double s = 0.0;
     if (log) {
-      for (int64_t c = 0; c < cols; c++) s += dy[o + c];
+      s = sum_lanes(cols, [&](int64_t c) { return static_cast<double>(dy[o + c]); });
       for (int64_t c = 0; c < cols; c++) dx[o + c] = static_cast<float>(dy[o + c] - exp_d(y[o + c]) * s);
     } else {
-      for (int64_t c = 0; c < cols; c++) s += static_cast<double>(dy[o + c]) * y[o + c];
+      s = sum_lanes(cols, [&](int64_t c) { return static_cast<double>(dy[o + c]) * y[o + c]; });
       for (int64_t c = 0; c < cols; c++) dx[o + c] = static_cast<float>(y[o + c] * (dy[o + c] - s));
     }
   }
@@ -136,8 +244,7 @@ void rmsnorm_forward(float* y, float* rstd, const float* x, const float* w, int6
   for (int64_t r = 0; r < rows; r++) {
     const float* xr = x + r * cols;
     float* yr = y + r * cols;
-    double ss = 0.0;
-    for (int64_t c = 0; c < cols; c++) ss += static_cast<double>(xr[c]) * xr[c];
+    const double ss = sum_lanes(cols, [&](int64_t c) { return static_cast<double>(xr[c]) * xr[c]; });
     const double rs = 1.0 / std::sqrt(ss / static_cast<double>(cols) + eps);
     rstd[r] = static_cast<float>(rs);
     if (w) for (int64_t c = 0; c < cols; c++) yr[c] = static_cast<float>(xr[c] * rs * w[c]);
@@ -151,9 +258,8 @@ void rmsnorm_backward(float* dx, float* dw, const float* dy, const float* x, con
   for (int64_t r = 0; r < rows; r++) {
     const int64_t o = r * cols;
     const double rs = rstd[r];
-    double dot = 0.0;
-    if (w) for (int64_t c = 0; c < cols; c++) dot += static_cast<double>(dy[o + c]) * w[c] * x[o + c];
-    else for (int64_t c = 0; c < cols; c++) dot += static_cast<double>(dy[o + c]) * x[o + c];
+    const double dot = w ? sum_lanes(cols, [&](int64_t c) { return static_cast<double>(dy[o + c]) * w[c] * x[o + c]; })
+                         : sum_lanes(cols, [&](int64_t c) { return static_cast<double>(dy[o + c]) * x[o + c]; });
     const double k = dot / static_cast<double>(cols) * rs * rs * rs;
     if (w) for (int64_t c = 0; c < cols; c++) dx[o + c] = static_cast<float>(static_cast<double>(dy[o + c]) * w[c] * rs - x[o + c] * k);
     else for (int64_t c = 0; c < cols; c++) dx[o + c] = static_cast<float>(dy[o + c] * rs - x[o + c] * k);
@@ -180,7 +286,9 @@ void adamw_step(float* p, const float* g, float* m, float* v, int64_t n, double 
 
 extern const ElementwiseKernels DORA_EW_TABLE = {
     DORA_EW_NS::unary_forward,   DORA_EW_NS::unary_backward,  DORA_EW_NS::softmax_forward, DORA_EW_NS::softmax_backward,
-    DORA_EW_NS::rmsnorm_forward, DORA_EW_NS::rmsnorm_backward, DORA_EW_NS::adamw_step,
+    DORA_EW_NS::rmsnorm_forward, DORA_EW_NS::rmsnorm_backward, DORA_EW_NS::adamw_step,      DORA_EW_NS::binary_flat,
+    DORA_EW_NS::silu_mul_forward, DORA_EW_NS::silu_mul_backward, DORA_EW_NS::cross_entropy_forward,
+    DORA_EW_NS::cross_entropy_backward,
 };
 
 }  // namespace dora

@@ -63,6 +63,11 @@ export interface Backend {
   /** dx[i] = dy[i] · op'(x[i]) (y = op(x) is passed too, so exp/tanh/sigmoid/sqrt reuse it). */
   unaryBackward(op: UnaryOp, dx: Float32Array, dy: Float32Array, x: Float32Array, y: Float32Array, n: number): void;
 
+  /** out[i] = silu(g[i])·u[i], silu(x) = x·σ(x) (LLaMA's gated MLP: act(gate_proj(x)) * up_proj(x)). */
+  siluMulForward(out: Float32Array, g: Float32Array, u: Float32Array, n: number): void;
+  /** dg[i] = dy[i]·u[i]·silu'(g[i]) and du[i] = dy[i]·silu(g[i]), both written (silu recomputed from g). */
+  siluMulBackward(dg: Float32Array, du: Float32Array, dy: Float32Array, g: Float32Array, u: Float32Array, n: number): void;
+
   /**
    * out[i] = a[ia] op b[ib] over an N-d index space of shape `shape`; aStrides/bStrides give the element
    * strides of each operand (0 for a broadcast dim), out is contiguous. aOff/bOff are element offsets.

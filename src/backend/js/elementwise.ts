@@ -50,6 +50,18 @@ export function unaryBackward(op: UnaryOp, dx: Float32Array, dy: Float32Array, x
   for (let i = 0; i < n; i++) dx[i] = dy[i]! * unaryDerivative(op, x[i]!, y[i]!);
 }
 
+export function siluMulForward(out: Float32Array, g: Float32Array, u: Float32Array, n: number): void {
+  for (let i = 0; i < n; i++) out[i] = (g[i]! / (1 + Math.exp(-g[i]!))) * u[i]!;
+}
+
+export function siluMulBackward(dg: Float32Array, du: Float32Array, dy: Float32Array, g: Float32Array, u: Float32Array, n: number): void {
+  for (let i = 0; i < n; i++) {
+    const x = g[i]!, s = 1 / (1 + Math.exp(-x)); // σ(x); silu = x·s, silu' = s·(1 + x·(1 − s))
+    du[i] = dy[i]! * x * s;
+    dg[i] = dy[i]! * u[i]! * s * (1 + x * (1 - s));
+  }
+}
+
 export function binaryScalar(op: BinaryOp, a: number, b: number): number {
   switch (op) {
     case "add": return a + b;

@@ -2,7 +2,7 @@
 import type { Backend } from "../backend.js";
 import { gemm } from "./gemm.js";
 import { gemmNf4 } from "./gemm-nf4.js";
-import { binary, copyStrided, unaryBackward, unaryForward } from "./elementwise.js";
+import { binary, copyStrided, siluMulBackward, siluMulForward, unaryBackward, unaryForward } from "./elementwise.js";
 import { maxRows, sumCols, sumRows } from "./reduce.js";
 import { crossEntropyBackward, crossEntropyForward, softmaxBackward, softmaxForward } from "./softmax.js";
 import { layerNormBackward, layerNormForward, rmsNormBackward, rmsNormForward } from "./norm.js";
@@ -12,7 +12,7 @@ import { adamwStep, col2im, embeddingBackward, embeddingForward, im2col } from "
 
 export const jsBackend: Backend = {
   name: "js",
-  gemm, gemmNf4, unaryForward, unaryBackward, binary, copyStrided, sumRows, maxRows, sumCols,
+  gemm, gemmNf4, unaryForward, unaryBackward, siluMulForward, siluMulBackward, binary, copyStrided, sumRows, maxRows, sumCols,
   softmaxForward, softmaxBackward, crossEntropyForward, crossEntropyBackward,
   rmsNormForward, rmsNormBackward, layerNormForward, layerNormBackward,
   rope, attentionForward, attentionBackward, embeddingForward, embeddingBackward, im2col, col2im, adamwStep,

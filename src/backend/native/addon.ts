@@ -35,6 +35,16 @@ export interface NativeAddon {
     rstd: Float32Array, rows: number, cols: number): void;
   adamwStep(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, n: number,
     lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number): void;
+  /** out = a[aOff..] op b[bOff..] over n contiguous elements; op: 0 add, 1 sub, 2 mul, 3 div. */
+  binaryFlat(op: number, out: Float32Array, a: Float32Array, aOff: number, b: Float32Array, bOff: number, n: number): void;
+  siluMulForward(out: Float32Array, g: Float32Array, u: Float32Array, n: number): void;
+  siluMulBackward(dg: Float32Array, du: Float32Array, dy: Float32Array, g: Float32Array, u: Float32Array, n: number): void;
+  /** Returns the number of counted rows; targets must be ignoreIndex or in [0, cols) (checked by the caller). */
+  crossEntropyForward(loss: Float32Array, lse: Float32Array, logits: Float32Array, targets: Int32Array,
+    rows: number, cols: number, ignoreIndex: number): number;
+  /** The row scale is scaleRows[r] when scaleRows is non-null, else `scale`. */
+  crossEntropyBackward(dlogits: Float32Array, logits: Float32Array, lse: Float32Array, targets: Int32Array,
+    rows: number, cols: number, ignoreIndex: number, scaleRows: Float32Array | null, scale: number): void;
   columnScale(out: Float32Array, x: Float32Array, scale: Float32Array, offset: number, bias: Float32Array | null, rows: number, cols: number): void;
   columnDot(out: Float32Array, g: Float32Array, z: Float32Array, bias: Float32Array | null, rows: number, cols: number): void;
 }

@@ -60,35 +60,3 @@ export function attentionBackwardGemm(be: Backend, dq: Float32Array, dk: Float32
   for (let i = 0; i < dq.length; i++) dq[i] = dq[i]! * scale;
   for (let i = 0; i < dk.length; i++) dk[i] = dk[i]! * scale;
 }
-
-/**
- * Cross-entropy rows on the native row kernels (contract in backend.ts): forward log_softmax (native) into a
- * scratch row block, loss = −logp[target], lse = x_0 − logp_0; backward dlogits = g·exp(logp) − g·onehot, with
- * logp rebuilt by the same kernel (so no [rows, vocab] buffer is kept between the passes).
- */
-export function crossEntropyForwardRows(be: Backend, loss: Float32Array, lse: Float32Array, logits: Float32Array,
-  targets: Int32Array, rows: number, cols: number, ignoreIndex: number): number {
-  const [lp] = scratch(rows * cols);
-  be.softmaxForward(lp, logits, rows, cols, true);
-  let counted = 0;
-  for (let r = 0; r < rows; r++) {
-    const o = r * cols, t = targets[r]!;
-    lse[r] = logits[o]! - lp[o]!;
-    if (t === ignoreIndex) { loss[r] = 0; continue; }
-    loss[r] = -lp[o + t]!;
-    counted++;
-  }
-  return counted;
-}
-
-export function crossEntropyBackwardRows(be: Backend, dlogits: Float32Array, logits: Float32Array, targets: Int32Array,
-  rows: number, cols: number, ignoreIndex: number, scale: Float32Array | number): void {
-  be.softmaxForward(dlogits, logits, rows, cols, false);
-  for (let r = 0; r < rows; r++) {
-    const o = r * cols, t = targets[r]!;
-    if (t === ignoreIndex) { dlogits.fill(0, o, o + cols); continue; }
-    const g = typeof scale === "number" ? scale : scale[r]!;
-    for (let c = 0; c < cols; c++) dlogits[o + c] = dlogits[o + c]! * g;
-    dlogits[o + t] = dlogits[o + t]! - g;
-  }
-}

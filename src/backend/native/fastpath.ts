@@ -1,8 +1,8 @@
 /**
- * Tight TypeScript loops for the common layouts of the elementwise kernels the addon does not implement yet,
- * used by the native backend before falling back to the js spec's general strided loops (which dispatch on
- * the op per element): same-shape contiguous operands, a broadcast row (bias) or a scalar on either side, and
- * strided copies whose last dim is contiguous (head transposes). Results are identical to the spec's.
+ * Tight TypeScript loops for the broadcast layouts of the binary kernels the addon does not implement, used by
+ * the native backend before falling back to the js spec's general strided loops (which dispatch on the op per
+ * element): a contiguous operand against a broadcast row (bias) or a scalar, on either side. Two contiguous
+ * same-shape operands go to the addon (binaryFlat). Results are identical to the spec's.
  */
 import type { BinaryOp } from "../backend.js";
 
@@ -25,12 +25,17 @@ function kind(strides: readonly number[], shape: readonly number[]): Kind {
   return null;
 }
 
-/** out = a op b for the fast layouts; returns false (nothing written) when the layout is not one of them. */
+/** True when an operand with `strides` is read contiguously under `shape` (size-1 dims ignored). */
+export function isFlat(strides: readonly number[], shape: readonly number[]): boolean {
+  return kind(strides, shape) === "flat";
+}
+
+/** out = a op b for the broadcast layouts; returns false (nothing written) when the layout is not one of them. */
 export function binaryFast(op: BinaryOp, out: Float32Array, a: Float32Array, aOff: number, aStrides: readonly number[],
   b: Float32Array, bOff: number, bStrides: readonly number[], shape: readonly number[]): boolean {
   if (op !== "add" && op !== "sub" && op !== "mul" && op !== "div") return false;
   const ka = kind(aStrides, shape), kb = kind(bStrides, shape);
-  if (ka === null || kb === null || (ka !== "flat" && kb !== "flat")) return false;
+  if (ka === null || kb === null || (ka !== "flat") === (kb !== "flat")) return false; // exactly one side flat
   let n = 1;
   for (const s of shape) n *= s;
   const cols = shape.length > 0 ? shape[shape.length - 1]! : 1;
@@ -38,14 +43,12 @@ export function binaryFast(op: BinaryOp, out: Float32Array, a: Float32Array, aOf
   const swap = ka !== "flat";
   const x = swap ? b : a, xo = swap ? bOff : aOff, y = swap ? a : b, yo = swap ? aOff : bOff, ky = swap ? ka : kb;
   const f = OPS[op](swap);
-  if (ky === "flat") f.flat(out, x, xo, y, yo, n);
-  else if (ky === "scalar") f.scalar(out, x, xo, y[yo]!, n);
+  if (ky === "scalar") f.scalar(out, x, xo, y[yo]!, n);
   else f.row(out, x, xo, y, yo, n, cols);
   return true;
 }
 
 interface Loops {
-  flat(out: Float32Array, x: Float32Array, xo: number, y: Float32Array, yo: number, n: number): void;
   scalar(out: Float32Array, x: Float32Array, xo: number, s: number, n: number): void;
   row(out: Float32Array, x: Float32Array, xo: number, y: Float32Array, yo: number, n: number, cols: number): void;
 }
@@ -53,30 +56,24 @@ interface Loops {
 // one monomorphic loop per (op, side), so each stays a tight typed-array loop after JIT
 const OPS: Record<"add" | "sub" | "mul" | "div", (swap: boolean) => Loops> = {
   add: () => ({
-    flat(o, x, xo, y, yo, n) { for (let i = 0; i < n; i++) o[i] = x[xo + i]! + y[yo + i]!; },
     scalar(o, x, xo, s, n) { for (let i = 0; i < n; i++) o[i] = x[xo + i]! + s; },
     row(o, x, xo, y, yo, n, c) { for (let r = 0; r < n; r += c) for (let j = 0; j < c; j++) o[r + j] = x[xo + r + j]! + y[yo + j]!; },
   }),
   mul: () => ({
-    flat(o, x, xo, y, yo, n) { for (let i = 0; i < n; i++) o[i] = x[xo + i]! * y[yo + i]!; },
     scalar(o, x, xo, s, n) { for (let i = 0; i < n; i++) o[i] = x[xo + i]! * s; },
     row(o, x, xo, y, yo, n, c) { for (let r = 0; r < n; r += c) for (let j = 0; j < c; j++) o[r + j] = x[xo + r + j]! * y[yo + j]!; },
   }),
   sub: (swap) => swap ? {
-    flat(o, x, xo, y, yo, n) { for (let i = 0; i < n; i++) o[i] = y[yo + i]! - x[xo + i]!; },
     scalar(o, x, xo, s, n) { for (let i = 0; i < n; i++) o[i] = s - x[xo + i]!; },
     row(o, x, xo, y, yo, n, c) { for (let r = 0; r < n; r += c) for (let j = 0; j < c; j++) o[r + j] = y[yo + j]! - x[xo + r + j]!; },
   } : {
-    flat(o, x, xo, y, yo, n) { for (let i = 0; i < n; i++) o[i] = x[xo + i]! - y[yo + i]!; },
     scalar(o, x, xo, s, n) { for (let i = 0; i < n; i++) o[i] = x[xo + i]! - s; },
     row(o, x, xo, y, yo, n, c) { for (let r = 0; r < n; r += c) for (let j = 0; j < c; j++) o[r + j] = x[xo + r + j]! - y[yo + j]!; },
   },
   div: (swap) => swap ? {
-    flat(o, x, xo, y, yo, n) { for (let i = 0; i < n; i++) o[i] = y[yo + i]! / x[xo + i]!; },
     scalar(o, x, xo, s, n) { for (let i = 0; i < n; i++) o[i] = s / x[xo + i]!; },
     row(o, x, xo, y, yo, n, c) { for (let r = 0; r < n; r += c) for (let j = 0; j < c; j++) o[r + j] = y[yo + j]! / x[xo + r + j]!; },
   } : {
-    flat(o, x, xo, y, yo, n) { for (let i = 0; i < n; i++) o[i] = x[xo + i]! / y[yo + i]!; },
     scalar(o, x, xo, s, n) { for (let i = 0; i < n; i++) o[i] = x[xo + i]! / s; },
     row(o, x, xo, y, yo, n, c) { for (let r = 0; r < n; r += c) for (let j = 0; j < c; j++) o[r + j] = x[xo + r + j]! / y[yo + j]!; },
   },

@@ -1,18 +1,17 @@
 /**
  * The native backend: the Node-API addon (native/, loaded by ./addon.ts) for the kernels it implements
- * (gemm; exp/silu/gelu; softmax; rmsNorm; adamwStep), the js backend (the spec) for the rest. Every
- * native call is preceded by a size check against the arrays, so a bad call throws an Error naming the
- * kernel instead of reading out of bounds. Threading is the addon's pool (DORA_NUM_THREADS, setNumThreads).
+ * (gemm; exp/silu/gelu; siluMul; same-shape add/sub/mul/div; softmax; cross-entropy; rmsNorm; adamwStep), the
+ * js backend (the spec) for the rest. Every native call is preceded by a size check against the arrays, so a
+ * bad call throws an Error naming the kernel instead of reading out of bounds. Threading is the addon's pool (DORA_NUM_THREADS, setNumThreads).
  */
-import type { Backend, UnaryOp } from "../backend.js";
+import type { Backend, BinaryOp, UnaryOp } from "../backend.js";
 import { jsBackend } from "../js/index.js";
 import { loadAddon, nativeGemm } from "./addon.js";
-import {
-  attentionBackwardGemm, attentionForwardGemm, crossEntropyBackwardRows, crossEntropyForwardRows,
-} from "./composed.js";
-import { binaryFast } from "./fastpath.js";
+import { attentionBackwardGemm, attentionForwardGemm } from "./composed.js";
+import { binaryFast, isFlat } from "./fastpath.js";
 
 const UNARY: Partial<Record<UnaryOp, number>> = { exp: 0, silu: 1, gelu: 2 };
+const BINARY: Partial<Record<BinaryOp, number>> = { add: 0, sub: 1, mul: 2, div: 3 };
 
 function isCount(x: number): boolean {
   return Number.isSafeInteger(x) && x >= 0;
@@ -32,6 +31,17 @@ function checkCounts(op: string, counts: Record<string, number>): string {
   for (const [k, v] of Object.entries(counts))
     if (!isCount(v)) throw new Error(`native ${op}(${sizes}): ${k} must be a non-negative integer`);
   return sizes;
+}
+
+/** Throws unless targets holds `rows` ints, each ignoreIndex or a class in [0, cols) (the kernel indexes logits by them). */
+function checkTargets(op: string, sizes: string, targets: Int32Array, rows: number, cols: number, ignoreIndex: number): void {
+  if (!(targets instanceof Int32Array)) throw new Error(`native ${op}(${sizes}): targets must be an Int32Array`);
+  if (targets.length < rows) throw new Error(`native ${op}(${sizes}): targets has ${targets.length} elements, needs ${rows}`);
+  if (!Number.isSafeInteger(ignoreIndex)) throw new Error(`native ${op}(${sizes}): ignoreIndex must be an integer`);
+  for (let r = 0; r < rows; r++) {
+    const t = targets[r]!;
+    if (t !== ignoreIndex && (t < 0 || t >= cols)) throw new Error(`native ${op}(${sizes}): target ${t} at row ${r} out of range [0, ${cols})`);
+  }
 }
 
 /** Throws unless every element gemmNf4 touches lies inside its array (A m×k, W n·k codes and scales, C m×n). */
@@ -80,6 +90,16 @@ export function loadNativeBackend(): Backend {
       checkArrays(`unaryBackward[${op}]`, sizes, n, { dx, dy, x, y });
       addon.unaryBackward(code, dx, dy, x, y, n);
     },
+    siluMulForward(out, g, u, n) {
+      const sizes = checkCounts("siluMulForward", { n });
+      checkArrays("siluMulForward", sizes, n, { out, g, u });
+      addon.siluMulForward(out, g, u, n);
+    },
+    siluMulBackward(dg, du, dy, g, u, n) {
+      const sizes = checkCounts("siluMulBackward", { n });
+      checkArrays("siluMulBackward", sizes, n, { dg, du, dy, g, u });
+      addon.siluMulBackward(dg, du, dy, g, u, n);
+    },
     softmaxForward(out, x, rows, cols, log) {
       const sizes = checkCounts("softmaxForward", { rows, cols });
       checkArrays("softmaxForward", sizes, rows * cols, { out, x });
@@ -122,17 +142,36 @@ export function loadNativeBackend(): Backend {
       addon.columnDot(out, g, z, bias, rows, cols);
     },
     binary(op, out, a, aOff, aStrides, b, bOff, bStrides, shape) {
+      const code = BINARY[op];
+      if (code !== undefined && isFlat(aStrides, shape) && isFlat(bStrides, shape)) {
+        let n = 1;
+        for (const s of shape) n *= s;
+        const sizes = checkCounts(`binary[${op}]`, { n, aOff, bOff });
+        checkArrays(`binary[${op}]`, sizes, n, { out });
+        checkArrays(`binary[${op}]`, sizes, aOff + n, { a });
+        checkArrays(`binary[${op}]`, sizes, bOff + n, { b });
+        addon.binaryFlat(code, out, a, aOff, b, bOff, n);
+        return;
+      }
       if (!binaryFast(op, out, a, aOff, aStrides, b, bOff, bStrides, shape)) jsBackend.binary(op, out, a, aOff, aStrides, b, bOff, bStrides, shape);
     },
     crossEntropyForward(loss, lse, logits, targets, rows, cols, ignoreIndex) {
       const sizes = checkCounts("crossEntropyForward", { rows, cols });
       checkArrays("crossEntropyForward", sizes, rows * cols, { logits });
-      return crossEntropyForwardRows(be, loss, lse, logits, targets, rows, cols, ignoreIndex);
+      checkArrays("crossEntropyForward", sizes, rows, { loss, lse });
+      checkTargets("crossEntropyForward", sizes, targets, rows, cols, ignoreIndex);
+      return addon.crossEntropyForward(loss, lse, logits, targets, rows, cols, ignoreIndex);
     },
-    crossEntropyBackward(dlogits, logits, _lse, targets, rows, cols, ignoreIndex, scale) {
+    crossEntropyBackward(dlogits, logits, lse, targets, rows, cols, ignoreIndex, scale) {
       const sizes = checkCounts("crossEntropyBackward", { rows, cols });
       checkArrays("crossEntropyBackward", sizes, rows * cols, { dlogits, logits });
-      crossEntropyBackwardRows(be, dlogits, logits, targets, rows, cols, ignoreIndex, scale);
+      checkArrays("crossEntropyBackward", sizes, rows, { lse });
+      checkTargets("crossEntropyBackward", sizes, targets, rows, cols, ignoreIndex);
+      if (typeof scale === "number") addon.crossEntropyBackward(dlogits, logits, lse, targets, rows, cols, ignoreIndex, null, scale);
+      else {
+        checkArrays("crossEntropyBackward", sizes, rows, { scale });
+        addon.crossEntropyBackward(dlogits, logits, lse, targets, rows, cols, ignoreIndex, scale, 0);
+      }
     },
     // attention as batched native GEMMs + native softmax (./attention.ts); sizes are checked by the tensor op
     attentionForward(out, lse, q, k, v, b, h, hkv, sq, sk, d, scale) {

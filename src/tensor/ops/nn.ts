@@ -171,32 +171,19 @@ function embedding16(table: Tensor, ids: Tensor): Tensor {
 
 /**
  * silu(gate) ⊙ up in one op (LLaMA's MLP, transformers' `act_fn(gate_proj(x)) * up_proj(x)`): nothing but the two
- * inputs is kept for backward (silu(gate) is recomputed), one output buffer instead of two.
+ * inputs is kept for backward (silu(gate) is recomputed), one kernel each way (Backend.siluMulForward/Backward).
  * Backward: d_up = dy ⊙ silu(gate); d_gate = dy ⊙ up ⊙ silu'(gate).
  */
 export function siluMul(gate: Tensor, up: Tensor): Tensor {
   const g = contiguous(f32(gate)), u = contiguous(f32(up));
   if (!sameShape(g.shape, u.shape)) throw new Error(`siluMul: gate ${shapeStr(g.shape)} and up ${shapeStr(u.shape)} differ`);
-  const be = getBackend(), gs = g.f32(), us = u.f32(), n = gs.length;
+  const gs = g.f32(), us = u.f32(), n = gs.length;
   const out = new Float32Array(n);
-  be.unaryForward("silu", out, gs, n);
-  for (let i = 0; i < n; i++) out[i] = out[i]! * us[i]!;
-  return record(new Tensor(out, g.shape), "silu_mul", [g, u], (grad, need) => {
-    const dy = grad.f32(), s = new Float32Array(n);
-    be.unaryForward("silu", s, gs, n);
-    let du: Tensor | null = null, dg: Tensor | null = null;
-    if (need[1]) {
-      const d = new Float32Array(n);
-      for (let i = 0; i < n; i++) d[i] = dy[i]! * s[i]!;
-      du = new Tensor(d, u.shape);
-    }
-    if (need[0]) {
-      const dyu = new Float32Array(n), d = new Float32Array(n);
-      for (let i = 0; i < n; i++) dyu[i] = dy[i]! * us[i]!;
-      be.unaryBackward("silu", d, dyu, gs, s, n);
-      dg = new Tensor(d, g.shape);
-    }
-    return [dg, du];
+  getBackend().siluMulForward(out, gs, us, n);
+  return record(new Tensor(out, g.shape), "silu_mul", [g, u], (grad) => {
+    const dg = new Float32Array(n), du = new Float32Array(n);
+    getBackend().siluMulBackward(dg, du, grad.f32(), gs, us, n);
+    return [new Tensor(dg, g.shape), new Tensor(du, u.shape)];
   });
 }
 
