@@ -76,17 +76,24 @@ export class KVCache {
   }
 }
 
-/** HF's causal-LM loss: logits[:, :-1] against labels[:, 1:], ignore -100, mean over counted tokens. */
+/**
+ * HF's causal-LM loss: logits[:, :-1] against labels[:, 1:], ignore -100, mean over counted tokens. Computed as
+ * the cross-entropy of all [B·S] logit rows with the last position of each sequence ignored (-100): the same
+ * counted rows, loss and gradients, without slicing the logits (a [B, S−1, V] copy forward and a zero-filled
+ * [B, S, V] scatter backward).
+ */
 export function shiftedLoss(logits: Tensor, labels: Tensor): Tensor {
   const [b, s, v] = logits.shape as [number, number, number];
   if (labels.ndim !== 2 || labels.shape[0] !== b || labels.shape[1] !== s) {
     throw new Error(`loss: labels must be [${b}, ${s}] like the input ids, got [${labels.shape.join(", ")}]`);
   }
   if (s < 2) throw new Error(`loss: need at least 2 positions to predict a next token, got ${s}`);
-  const lg = reshape(slice(logits, 1, 0, s - 1), [b * (s - 1), v]);
-  const ids = labels.i32(), shifted = new Int32Array(b * (s - 1));
-  for (let i = 0; i < b; i++) for (let j = 1; j < s; j++) shifted[i * (s - 1) + j - 1] = ids[i * s + j]!;
-  return crossEntropy(lg, indexTensor(shifted, [b * (s - 1)]));
+  const ids = labels.i32(), shifted = new Int32Array(b * s);
+  for (let i = 0; i < b; i++) {
+    for (let j = 0; j < s - 1; j++) shifted[i * s + j] = ids[i * s + j + 1]!;
+    shifted[i * s + s - 1] = -100; // nothing follows the last position
+  }
+  return crossEntropy(reshape(logits, [b * s, v]), indexTensor(shifted, [b * s]));
 }
 
 /** Checks ids [B, S] int32 and returns [B, S] (the embedding op range-checks each id). */
