@@ -37,6 +37,16 @@ describe("js spec backward kernels match float64 finite differences", () => {
     });
   });
 
+  it("siluMul", () => {
+    const g = normal(7, 2), u = normal(7), n = g.length;
+    const fwd = (): Float64Array => { const y = new Float64Array(n); js.siluMulForward(F(y), F(g), F(u), n); return y; };
+    gradcheckKernel("silu_mul", { g, u }, fwd, (w) => {
+      const dg = new Float64Array(n), du = new Float64Array(n);
+      js.siluMulBackward(F(dg), F(du), F(w), F(g), F(u), n);
+      return { g: dg, u: du };
+    });
+  });
+
   it.each([false, true])("softmax (log %s)", (log) => {
     const rows = 3, cols = 5, x = normal(rows * cols, 2);
     const fwd = (): Float64Array => { const y = new Float64Array(x.length); js.softmaxForward(F(y), F(x), rows, cols, log); return y; };
