@@ -2,7 +2,8 @@
  * The native backend: the Node-API addon (native/, loaded by ./addon.ts) for the kernels it implements
  * (gemm; exp/silu/gelu; siluMul; same-shape add/sub/mul/div; softmax; cross-entropy; rmsNorm; adamwStep), the
  * js backend (the spec) for the rest. Every native call is preceded by a size check against the arrays, so a
- * bad call throws an Error naming the kernel instead of reading out of bounds. Threading is the addon's pool (DORA_NUM_THREADS, setNumThreads).
+ * bad call throws an Error naming the kernel instead of reading out of bounds. Threading is the addon's pool
+ * (DORA_NUM_THREADS, setNumThreads).
  */
 import type { Backend, BinaryOp, UnaryOp } from "../backend.js";
 import { jsBackend } from "../js/index.js";
