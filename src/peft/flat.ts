@@ -1,9 +1,9 @@
 /**
  * Plain-buffer helpers for the fused adapter ops (lora-linear.ts `loraLinear`, dora.ts `doraLinear`): GEMM on
  * contiguous row-major 2-d buffers (leading dims follow from the form), and the inverted-dropout mask drawn
- * exactly as tensor `dropout` draws it (one `rng.uniform()` per element, in order), kept as bytes.
+ * exactly as tensor `dropout` draws it (tensor `dropoutPositions`), kept as bytes.
  */
-import type { Rng } from "../tensor/index.js";
+import { dropoutPositions, type Rng } from "../tensor/index.js";
 import { getBackend, type GemmForm } from "../backend/index.js";
 
 /**
@@ -18,8 +18,8 @@ export function gemm(form: GemmForm, m: number, n: number, k: number, a: Float32
 
 /** Dropout mask: 1 = kept (scaled by 1/(1−p) where applied), 0 = dropped. Same draws as tensor `dropout`. */
 export function dropoutMask(n: number, p: number, rng: Rng): Uint8Array {
-  const mask = new Uint8Array(n);
-  for (let i = 0; i < n; i++) mask[i] = rng.uniform() >= p ? 1 : 0;
+  const mask = new Uint8Array(n).fill(1);
+  for (const i of dropoutPositions(n, p, rng)) mask[i] = 0;
   return mask;
 }
 

@@ -82,3 +82,29 @@ export function kaimingUniform(shape: readonly number[], rng: Rng, a = Math.sqrt
   const bound = Math.sqrt(2 / (1 + a * a)) * Math.sqrt(3 / fanIn);
   return randUniform(shape, rng, -bound, bound);
 }
+
+/**
+ * The positions inverted dropout zeroes among n elements, ascending: each element independently with probability p
+ * (i.i.d. Bernoulli, as torch's dropout). Drawn as geometric gaps between drops, one `rng.uniform()` per DROPPED
+ * element instead of one per element: after a drop, the number of kept elements before the next one is
+ * G = ⌊ln U / ln(1 − p)⌋ with U = 1 − uniform() ∈ (0, 1], and P(G ≥ g) = P(U ≤ (1 − p)^g) = (1 − p)^g is exactly
+ * the chance that g Bernoulli(p) draws in a row all keep. (U has 32-bit resolution, so gaps are cut off where
+ * (1 − p)^g < 2^-32, the same resolution as comparing one 32-bit uniform per element against p.)
+ * Every dropout in dora-ts draws its mask here: tensor `dropout` and the fused adapter ops (peft/flat.ts) give the
+ * same mask for the same generator state. O(p·n) work; p ≤ 0 drops nothing, p ≥ 1 everything.
+ */
+export function dropoutPositions(n: number, p: number, rng: Rng): Int32Array {
+  if (!Number.isSafeInteger(n) || n < 0 || n > 0x7fffffff) throw new Error(`dropoutPositions: n must be an integer in [0, 2^31), got ${n}`);
+  if (!(p > 0) || n === 0) return new Int32Array(0);
+  if (p >= 1) { const all = new Int32Array(n); for (let i = 0; i < n; i++) all[i] = i; return all; }
+  const lq = Math.log1p(-p);
+  let out = new Int32Array(Math.min(n, Math.ceil(n * p + 6 * Math.sqrt(n * p) + 16)));
+  let count = 0;
+  for (let i = -1; ;) {
+    i += 1 + Math.floor(Math.log(1 - rng.uniform()) / lq);
+    if (i >= n) break;
+    if (count === out.length) { const grown = new Int32Array(Math.min(n, 2 * out.length)); grown.set(out); out = grown; }
+    out[count++] = i;
+  }
+  return out.subarray(0, count);
+}

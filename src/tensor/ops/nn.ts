@@ -6,7 +6,7 @@ import { record } from "../autograd.js";
 import { Tensor } from "../tensor.js";
 import { broadcastShapes, normDim, numel, sameShape, shapeStr } from "../shape.js";
 import { getBackend } from "../../backend/index.js";
-import type { Rng } from "../random.js";
+import { dropoutPositions, type Rng } from "../random.js";
 import { contiguous, expand, transpose } from "./view.js";
 import { sumTo } from "./reduce.js";
 import { bf16ToF32, f16ToF32 } from "../half.js";
@@ -213,13 +213,10 @@ export function dropout(x: Tensor, p: number, rng: Rng, training = true): Tensor
   if (!training || p === 0) return x;
   const a = f32(x);
   const xs = a.f32();
-  const mask = new Float32Array(xs.length), out = new Float32Array(xs.length);
   const keep = 1 / (1 - p);
-  for (let i = 0; i < xs.length; i++) {
-    const m = rng.uniform() >= p ? keep : 0;
-    mask[i] = m;
-    out[i] = xs[i]! * m;
-  }
+  const mask = new Float32Array(xs.length).fill(keep), out = new Float32Array(xs.length);
+  for (const i of dropoutPositions(xs.length, p, rng)) mask[i] = 0; // the one mask draw (random.ts), shared with peft/flat.ts
+  for (let i = 0; i < xs.length; i++) out[i] = xs[i]! * mask[i]!;
   return record(new Tensor(out, a.shape), "dropout", [a], (g) => {
     const gs = g.f32(), dx = new Float32Array(gs.length);
     for (let i = 0; i < gs.length; i++) dx[i] = gs[i]! * mask[i]!;
