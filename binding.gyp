@@ -15,7 +15,8 @@
         "native/gemm.cc",
         "native/gemm_nf4.cc",
         "native/elementwise.cc",
-        "native/columns.cc"
+        "native/columns.cc",
+        "native/sparse.cc"
       ],
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17", "-std=gnu++20", "-O2", "-O0"],
       "cflags_cc": ["-std=c++17", "-O3", "-fno-math-errno", "-fno-trapping-math"],
@@ -41,7 +42,7 @@
         {
           "target_name": "dora_avx512",
           "type": "static_library",
-          "sources": ["native/gemm_avx512.cc", "native/elementwise_avx512.cc", "native/gemm_nf4_avx512.cc"],
+          "sources": ["native/gemm_avx512.cc", "native/elementwise_avx512.cc", "native/gemm_nf4_avx512.cc", "native/sparse_avx512.cc"],
           "cflags_cc!": ["-std=gnu++17", "-std=gnu++20", "-O2", "-O0"],
           "cflags_cc": ["-std=c++17", "-O3", "-fno-math-errno", "-fno-trapping-math", "-fPIC",
                         "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mfma",
@@ -54,7 +55,7 @@
         {
           "target_name": "dora_avx2",
           "type": "static_library",
-          "sources": ["native/gemm_avx2.cc", "native/elementwise_avx2.cc"],
+          "sources": ["native/gemm_avx2.cc", "native/elementwise_avx2.cc", "native/sparse_avx2.cc"],
           "cflags_cc!": ["-std=gnu++17", "-std=gnu++20", "-O2", "-O0"],
           "cflags_cc": ["-std=c++17", "-O3", "-fno-math-errno", "-fno-trapping-math", "-fPIC", "-mavx2", "-mfma"],
           "xcode_settings": {

@@ -15,6 +15,7 @@
 #include "gemm.h"
 #include "gemm_nf4.h"
 #include "pool.h"
+#include "sparse.h"
 
 namespace {
 
@@ -135,6 +136,13 @@ struct Args {
     float* p = nullptr;
     size_t len;
     ok = get_array(env, v[i], napi_float32_array, &p, &len);
+    return p;
+  }
+  const int32_t* i32(int i) {
+    if (!ok) return nullptr;
+    int32_t* p = nullptr;
+    size_t len;
+    ok = get_array(env, v[i], napi_int32_array, &p, &len);
     return p;
   }
   int64_t i64(int i) {
@@ -402,6 +410,50 @@ napi_value ColumnDot(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// sparseGemm(form, c, alpha, x, rowPtr, cols, rows, n, k, w, wOff, accumulate)
+// sampledGemm(form, out, a, scale|null, rowPtr, cols, rows, n, k, w, wOff, accumulate); form 0 nn, 1 nt
+napi_value SparseGemm(napi_env env, napi_callback_info info) {
+  Args a(env, info, 12);
+  dora::SparseArgs s{};
+  s.form = a.i64(0) == 1 ? dora::kNT : dora::kNN;
+  s.c = a.f32(1);
+  s.alpha = static_cast<float>(a.f64(2));
+  s.x = a.f32(3);
+  s.row_ptr = a.i32(4);
+  s.cols = a.i32(5);
+  s.rows = a.i64(6);
+  s.n = a.i64(7);
+  s.k = a.i64(8);
+  const float* w = a.f32(9);
+  const int64_t wOff = a.i64(10);
+  s.accumulate = a.flag(11);
+  if (!a.ok) return nullptr;
+  s.w = w + wOff;
+  dora::sparse().sparse_gemm(s);
+  return nullptr;
+}
+
+napi_value SampledGemm(napi_env env, napi_callback_info info) {
+  Args a(env, info, 12);
+  dora::SparseArgs s{};
+  s.form = a.i64(0) == 1 ? dora::kNT : dora::kNN;
+  s.c = a.f32(1);
+  s.x = a.f32(2);
+  s.scale = a.f32(3, true);
+  s.row_ptr = a.i32(4);
+  s.cols = a.i32(5);
+  s.rows = a.i64(6);
+  s.n = a.i64(7);
+  s.k = a.i64(8);
+  const float* w = a.f32(9);
+  const int64_t wOff = a.i64(10);
+  s.accumulate = a.flag(11);
+  if (!a.ok) return nullptr;
+  s.w = w + wOff;
+  dora::sparse().sampled_gemm(s);
+  return nullptr;
+}
+
 napi_value Init(napi_env env, napi_value exports) {
   const napi_property_descriptor props[] = {
       {"gemm", nullptr, Gemm, nullptr, nullptr, nullptr, napi_default, nullptr},
@@ -425,6 +477,8 @@ napi_value Init(napi_env env, napi_value exports) {
       {"adamwStep", nullptr, AdamwStep, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"columnScale", nullptr, ColumnScale, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"columnDot", nullptr, ColumnDot, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"sparseGemm", nullptr, SparseGemm, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"sampledGemm", nullptr, SampledGemm, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -163,6 +163,26 @@ export interface Backend {
   columnDot(out: Float32Array, g: Float32Array, z: Float32Array, bias: Float32Array | null, rows: number, cols: number): void;
 
   /**
+   * Sparse × dense product for the dropout corrections of the fused adapter ops (src/peft/dora.ts, lora-linear.ts).
+   * S [rows, k] is a CSR pattern over a dense x [rows, k] (row-major): row t holds the entries e in
+   * [rowPtr[t], rowPtr[t+1]), at column cols[e], with value x[t·k + cols[e]] (x is read only there). Columns are
+   * strictly ascending within a row and lie in [0, k). W is a dense operand read as op(W) [k, n]:
+   *   nt: W stored [n, k] (op(W)[j, i] = w[wOff + i·k + j], a Linear weight: S·Wᵀ)
+   *   nn: W stored [k, n] (op(W)[j, i] = w[wOff + j·n + i])
+   *   C [rows, n] (+)= alpha · S · op(W),  i.e.  C[t, i] (+)= alpha · Σ_e x[t·k + cols[e]] · op(W)[cols[e], i].
+   */
+  sparseGemm(form: "nn" | "nt", c: Float32Array, alpha: number, x: Float32Array, rowPtr: Int32Array, cols: Int32Array,
+    rows: number, n: number, k: number, w: Float32Array, wOff: number, accumulate: boolean): void;
+  /**
+   * Sampled dense × dense product on the same CSR pattern (rows, k; the pattern's values are not used): for each
+   * entry e of row t at column j = cols[e],
+   *   out[e] (+)= Σ_{i<n} a[t·n + i] · (scale ? scale[i] : 1) · op(W)[j, i]
+   * with a [rows, n] dense row-major and op(W) as in `sparseGemm` (the row t of a·diag(scale)·op(W)ᵀ, at column j).
+   */
+  sampledGemm(form: "nn" | "nt", out: Float32Array, a: Float32Array, scale: Float32Array | null, rowPtr: Int32Array,
+    cols: Int32Array, rows: number, n: number, k: number, w: Float32Array, wOff: number, accumulate: boolean): void;
+
+  /**
    * One AdamW step (torch.optim.AdamW semantics) on a flat parameter:
    *   p −= lr·wd·p;  m = β1·m + (1−β1)·g;  v = β2·v + (1−β2)·g²;
    *   p −= lr · (m / bc1) / (sqrt(v / bc2) + eps),  bc1 = 1 − β1^t, bc2 = 1 − β2^t.

@@ -47,6 +47,12 @@ export interface NativeAddon {
     rows: number, cols: number, ignoreIndex: number, scaleRows: Float32Array | null, scale: number): void;
   columnScale(out: Float32Array, x: Float32Array, scale: Float32Array, offset: number, bias: Float32Array | null, rows: number, cols: number): void;
   columnDot(out: Float32Array, g: Float32Array, z: Float32Array, bias: Float32Array | null, rows: number, cols: number): void;
+  /** Backend.sparseGemm; form 0 nn, 1 nt. */
+  sparseGemm(form: number, c: Float32Array, alpha: number, x: Float32Array, rowPtr: Int32Array, cols: Int32Array,
+    rows: number, n: number, k: number, w: Float32Array, wOff: number, accumulate: boolean): void;
+  /** Backend.sampledGemm; form 0 nn, 1 nt. */
+  sampledGemm(form: number, out: Float32Array, a: Float32Array, scale: Float32Array | null, rowPtr: Int32Array, cols: Int32Array,
+    rows: number, n: number, k: number, w: Float32Array, wOff: number, accumulate: boolean): void;
 }
 
 /** The package root: the nearest folder upwards holding the package.json of dora-ts (src/ or dist/ alike). */

@@ -64,6 +64,25 @@ export function checkGemmNf4(form: string, m: number, n: number, k: number, a: F
   if (codes.length < Math.ceil((n * k) / 2)) throw new Error(`${op}: codes has ${codes.length} bytes, needs ${Math.ceil((n * k) / 2)}`);
 }
 
+/**
+ * Throws unless the CSR pattern is one the sparse kernels may walk: rowPtr (rows + 1 entries) non-decreasing from
+ * ≥ 0 to ≤ cols.length, each row's columns strictly ascending inside [0, k). O(rows + entries).
+ */
+export function checkCsr(op: string, sizes: string, rowPtr: Int32Array, cols: Int32Array, rows: number, k: number): void {
+  if (!(rowPtr instanceof Int32Array) || !(cols instanceof Int32Array)) throw new Error(`native ${op}(${sizes}): rowPtr and cols must be Int32Arrays`);
+  if (rowPtr.length < rows + 1) throw new Error(`native ${op}(${sizes}): rowPtr has ${rowPtr.length} entries, needs ${rows + 1}`);
+  if (rowPtr[0]! < 0) throw new Error(`native ${op}(${sizes}): rowPtr[0] is negative`);
+  for (let t = 0; t < rows; t++) {
+    const e0 = rowPtr[t]!, e1 = rowPtr[t + 1]!;
+    if (e1 < e0 || e1 > cols.length) throw new Error(`native ${op}(${sizes}): rowPtr[${t + 1}] = ${e1} is below rowPtr[${t}] or past cols (${cols.length})`);
+    for (let e = e0, prev = -1; e < e1; e++) {
+      const j = cols[e]!;
+      if (j <= prev || j >= k) throw new Error(`native ${op}(${sizes}): row ${t} has column ${j} (columns must ascend strictly inside [0, ${k}))`);
+      prev = j;
+    }
+  }
+}
+
 /** Loads the addon and returns the native Backend; throws (with `cause`) when the addon cannot load. */
 export function loadNativeBackend(): Backend {
   const addon = loadAddon();
@@ -141,6 +160,25 @@ export function loadNativeBackend(): Backend {
       checkArrays("columnDot", sizes, rows * cols, { g, z });
       checkArrays("columnDot", sizes, cols, { out, bias }, ["bias"]);
       addon.columnDot(out, g, z, bias, rows, cols);
+    },
+    sparseGemm(form, c, alpha, x, rowPtr, cols, rows, n, k, w, wOff, accumulate) {
+      const sizes = checkCounts(`sparseGemm[${form}]`, { rows, n, k, wOff });
+      if (form !== "nn" && form !== "nt") throw new Error(`native sparseGemm(${sizes}): form must be "nn" or "nt"`);
+      checkCsr(`sparseGemm[${form}]`, sizes, rowPtr, cols, rows, k);
+      checkArrays(`sparseGemm[${form}]`, sizes, rows * n, { c });
+      checkArrays(`sparseGemm[${form}]`, sizes, rows * k, { x });
+      checkArrays(`sparseGemm[${form}]`, sizes, wOff + n * k, { w });
+      addon.sparseGemm(form === "nt" ? 1 : 0, c, alpha, x, rowPtr, cols, rows, n, k, w, wOff, accumulate === true);
+    },
+    sampledGemm(form, out, a, scale, rowPtr, cols, rows, n, k, w, wOff, accumulate) {
+      const sizes = checkCounts(`sampledGemm[${form}]`, { rows, n, k, wOff });
+      if (form !== "nn" && form !== "nt") throw new Error(`native sampledGemm(${sizes}): form must be "nn" or "nt"`);
+      checkCsr(`sampledGemm[${form}]`, sizes, rowPtr, cols, rows, k);
+      checkArrays(`sampledGemm[${form}]`, sizes, rows > 0 ? rowPtr[rows]! : 0, { out });
+      checkArrays(`sampledGemm[${form}]`, sizes, rows * n, { a });
+      checkArrays(`sampledGemm[${form}]`, sizes, n, { scale }, ["scale"]);
+      checkArrays(`sampledGemm[${form}]`, sizes, wOff + n * k, { w });
+      addon.sampledGemm(form === "nt" ? 1 : 0, out, a, scale, rowPtr, cols, rows, n, k, w, wOff, accumulate === true);
     },
     binary(op, out, a, aOff, aStrides, b, bOff, bStrides, shape) {
       const code = BINARY[op];

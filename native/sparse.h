@@ -1,0 +1,41 @@
+// Sparse × dense (sparse_gemm) and sampled dense × dense (sampled_gemm) products over a CSR pattern, with the
+// semantics of Backend.sparseGemm / sampledGemm (src/backend/backend.ts; js spec src/backend/js/sparse.ts): the
+// dropout corrections of the fused LoRA/DoRA ops. No validation here: the TS adapter checks every extent, that
+// rowPtr is non-decreasing inside cols and that each row's columns ascend strictly inside [0, k).
+//
+// Both kernels read W through bounded panels: a block of NB output columns (i) × up to KB inputs (j) of op(W),
+// packed j-major ("transposed" for a Linear weight, where op(W)[j, :] is a column of W), so the entries of a
+// token touch contiguous NB-float rows of an L2-resident panel. A drop list of density p costs ~p of a GEMM's
+// FLOPs plus one pass over W for the packing; nothing of W's size is allocated (one panel per task).
+#pragma once
+#include <cstdint>
+
+namespace dora {
+
+struct SparseArgs {
+  int form;                // kNN / kNT (gemm.h): W stored [k, n] / [n, k]
+  int64_t rows, n, k;
+  const int32_t* row_ptr;  // rows + 1 entries
+  const int32_t* cols;     // indexed by row_ptr
+  const float* x;          // sparse_gemm: the values' dense carrier x [rows, k]; sampled_gemm: a [rows, n]
+  const float* scale;      // sampled_gemm: per-i factor or nullptr
+  const float* w;          // W (offset applied)
+  float* c;                // sparse_gemm: C [rows, n]; sampled_gemm: out, one float per entry
+  float alpha;             // sparse_gemm only
+  bool accumulate;
+};
+
+struct SparseKernels {
+  void (*sparse_gemm)(const SparseArgs& a);
+  void (*sampled_gemm)(const SparseArgs& a);
+};
+
+const SparseKernels& sparse();
+
+extern const SparseKernels kSparsePortable;
+#ifdef DORA_X86_KERNELS
+extern const SparseKernels kSparseAvx512;
+extern const SparseKernels kSparseAvx2;
+#endif
+
+}  // namespace dora

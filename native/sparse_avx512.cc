@@ -1,0 +1,67 @@
+// AVX-512 build of the sparse kernels: the per-token inner loops hold the NB = 64 accumulators (spmm) or the
+// token's 64 gradient values (sddmm) in zmm registers; the drivers are sparse_impl.h's. Compiled with AVX-512
+// flags; used only after dispatch.cc has checked the CPU.
+#include <immintrin.h>
+
+#include <cstdint>
+
+#define DORA_SP_NS sp_avx512
+#define DORA_SP_TABLE kSparseAvx512
+#define DORA_SP_CUSTOM_INNER 1
+
+namespace dora {
+namespace sp_avx512 {
+
+// acc[0:64] = Σ_e vals[e] · P[(cols[e] − j0)·64 : +64]; two accumulator sets (even / odd entries) halve the
+// FMA dependency chains.
+inline void spmm_token(const float* vals, const int32_t* cols, int64_t e0, int64_t e1, const float* P, int64_t j0,
+                       float* acc) {
+  __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+  int64_t e = e0;
+  for (; e + 1 < e1; e += 2) {
+    const int32_t j = cols[e], j2 = cols[e + 1];
+    const __m512 x = _mm512_set1_ps(vals[e]), y = _mm512_set1_ps(vals[e + 1]);
+    const float* p = P + (j - j0) * 64;
+    const float* q = P + (j2 - j0) * 64;
+    a0 = _mm512_fmadd_ps(x, _mm512_load_ps(p), a0);
+    a1 = _mm512_fmadd_ps(x, _mm512_load_ps(p + 16), a1);
+    a2 = _mm512_fmadd_ps(x, _mm512_load_ps(p + 32), a2);
+    a3 = _mm512_fmadd_ps(x, _mm512_load_ps(p + 48), a3);
+    b0 = _mm512_fmadd_ps(y, _mm512_load_ps(q), b0);
+    b1 = _mm512_fmadd_ps(y, _mm512_load_ps(q + 16), b1);
+    b2 = _mm512_fmadd_ps(y, _mm512_load_ps(q + 32), b2);
+    b3 = _mm512_fmadd_ps(y, _mm512_load_ps(q + 48), b3);
+  }
+  if (e < e1) {
+    const __m512 x = _mm512_set1_ps(vals[e]);
+    const float* p = P + (cols[e] - j0) * 64;
+    a0 = _mm512_fmadd_ps(x, _mm512_load_ps(p), a0);
+    a1 = _mm512_fmadd_ps(x, _mm512_load_ps(p + 16), a1);
+    a2 = _mm512_fmadd_ps(x, _mm512_load_ps(p + 32), a2);
+    a3 = _mm512_fmadd_ps(x, _mm512_load_ps(p + 48), a3);
+  }
+  _mm512_store_ps(acc, _mm512_add_ps(a0, b0));
+  _mm512_store_ps(acc + 16, _mm512_add_ps(a1, b1));
+  _mm512_store_ps(acc + 32, _mm512_add_ps(a2, b2));
+  _mm512_store_ps(acc + 48, _mm512_add_ps(a3, b3));
+}
+
+// out[e] += Σ_{i<64} ab[i] · P[(cols[e] − j0)·64 + i]
+inline void sddmm_token(const float* ab, const int32_t* cols, int64_t e0, int64_t e1, const float* P, int64_t j0,
+                        float* out) {
+  const __m512 v0 = _mm512_loadu_ps(ab), v1 = _mm512_loadu_ps(ab + 16), v2 = _mm512_loadu_ps(ab + 32),
+               v3 = _mm512_loadu_ps(ab + 48);
+  for (int64_t e = e0; e < e1; e++) {
+    const float* p = P + (cols[e] - j0) * 64;
+    __m512 s = _mm512_mul_ps(v0, _mm512_load_ps(p));
+    __m512 t = _mm512_mul_ps(v1, _mm512_load_ps(p + 16));
+    s = _mm512_fmadd_ps(v2, _mm512_load_ps(p + 32), s);
+    t = _mm512_fmadd_ps(v3, _mm512_load_ps(p + 48), t);
+    out[e] += _mm512_reduce_add_ps(_mm512_add_ps(s, t));
+  }
+}
+
+}  // namespace sp_avx512
+}  // namespace dora
+
+#include "sparse_impl.h"

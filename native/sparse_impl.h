@@ -1,0 +1,220 @@
+// Kernel bodies for sparse.h, included once per ISA with DORA_SP_NS and DORA_SP_TABLE defined. The two per-token
+// inner loops (spmm_token, sddmm_token) are plain fixed-width loops unless the including file defines
+// DORA_SP_CUSTOM_INNER and provides its own (sparse_avx512.cc keeps the NB-wide accumulators in registers).
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "gemm.h"
+#include "pool.h"
+#include "sparse.h"
+
+namespace dora {
+namespace DORA_SP_NS {
+
+constexpr int64_t NB = 64;    // output columns (i) per panel
+constexpr int64_t KB = 2048;  // inputs (j) per panel: NB·KB floats = 512 KiB, L2-resident
+
+#ifndef DORA_SP_CUSTOM_INNER
+// acc[0:NB] = Σ_{e in [e0, e1)} vals[e] · P[(cols[e] − j0)·NB : +NB]
+inline void spmm_token(const float* vals, const int32_t* cols, int64_t e0, int64_t e1, const float* P, int64_t j0,
+                       float* acc) {
+  for (int64_t i = 0; i < NB; i++) acc[i] = 0.0f;
+  for (int64_t e = e0; e < e1; e++) {
+    const float xv = vals[e];
+    const float* p = P + (cols[e] - j0) * NB;
+    for (int64_t i = 0; i < NB; i++) acc[i] += xv * p[i];
+  }
+}
+
+// out[e] += Σ_{i<NB} ab[i] · P[(cols[e] − j0)·NB + i] for e in [e0, e1)
+inline void sddmm_token(const float* ab, const int32_t* cols, int64_t e0, int64_t e1, const float* P, int64_t j0,
+                        float* out) {
+  for (int64_t e = e0; e < e1; e++) {
+    const float* p = P + (cols[e] - j0) * NB;
+    float s[16] = {0};
+    for (int64_t i = 0; i < NB; i += 16)
+      for (int l = 0; l < 16; l++) s[l] += ab[i + l] * p[i + l];
+    float t = 0.0f;
+    for (int l = 0; l < 16; l++) t += s[l];
+    out[e] += t;
+  }
+}
+#endif
+
+// P[jj·NB + ii] = (scale ? scale[i0 + ii] : 1) · op(W)[j0 + jj, i0 + ii] for jj < kb, ii < nb; zero for ii ≥ nb.
+void pack(const SparseArgs& A, int64_t i0, int64_t nb, int64_t j0, int64_t kb, const float* scale, float* P) {
+  if (A.form == kNT) {
+    // op(W)[j, i] = w[i·k + j]: rows of W become columns of the panel, 16 inputs at a time (both sides in L1)
+    for (int64_t jb = 0; jb < kb; jb += 16) {
+      const int64_t je = std::min<int64_t>(16, kb - jb);
+      for (int64_t ii = 0; ii < nb; ii++) {
+        const float* src = A.w + (i0 + ii) * A.k + j0 + jb;
+        const float s = scale ? scale[i0 + ii] : 1.0f;
+        float* dst = P + jb * NB + ii;
+        for (int64_t jj = 0; jj < je; jj++) dst[jj * NB] = src[jj] * s;
+      }
+      if (nb < NB)
+        for (int64_t jj = 0; jj < je; jj++) std::memset(P + (jb + jj) * NB + nb, 0, (NB - nb) * sizeof(float));
+    }
+  } else {
+    for (int64_t jj = 0; jj < kb; jj++) {
+      const float* src = A.w + (j0 + jj) * A.n + i0;
+      float* dst = P + jj * NB;
+      if (scale) {
+        for (int64_t ii = 0; ii < nb; ii++) dst[ii] = src[ii] * scale[i0 + ii];
+      } else {
+        for (int64_t ii = 0; ii < nb; ii++) dst[ii] = src[ii];
+      }
+      for (int64_t ii = nb; ii < NB; ii++) dst[ii] = 0.0f;
+    }
+  }
+}
+
+// 64-byte aligned scratch, freed on scope exit.
+struct Scratch {
+  float* p;
+  explicit Scratch(int64_t n) : p(static_cast<float*>(std::aligned_alloc(64, static_cast<size_t>((n * 4 + 63) / 64 * 64)))) {}
+  ~Scratch() { std::free(p); }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+};
+
+// sparse_gemm over column blocks [b0, b1) and tokens [t0, t1); vals[e] = x[t·k + cols[e]]
+void spmm_range(const SparseArgs& A, const float* vals, int64_t b0, int64_t b1, int64_t t0, int64_t t1) {
+  if (b0 >= b1 || t0 >= t1) return;
+  Scratch panel(NB * std::max<int64_t>(1, std::min(KB, A.k)));
+  alignas(64) float acc[NB];
+  std::vector<int32_t> cur(static_cast<size_t>(t1 - t0));
+  for (int64_t b = b0; b < b1; b++) {
+    const int64_t i0 = b * NB, nb = std::min(NB, A.n - i0);
+    for (int64_t t = t0; t < t1; t++) cur[t - t0] = A.row_ptr[t];
+    for (int64_t j0 = 0; j0 == 0 || j0 < A.k; j0 += KB) {
+      const int64_t kb = std::min(KB, A.k - j0), j1 = j0 + kb;
+      pack(A, i0, nb, j0, kb, nullptr, panel.p);
+      const bool write = j0 == 0 && !A.accumulate;
+      for (int64_t t = t0; t < t1; t++) {
+        int64_t e = cur[t - t0];
+        const int64_t e0 = e, end = A.row_ptr[t + 1];
+        while (e < end && A.cols[e] < j1) e++;
+        cur[t - t0] = static_cast<int32_t>(e);
+        float* cr = A.c + t * A.n + i0;
+        if (e == e0) {
+          if (write) std::memset(cr, 0, static_cast<size_t>(nb) * sizeof(float));
+          continue;
+        }
+        spmm_token(vals, A.cols, e0, e, panel.p, j0, acc);
+        if (write) {
+          for (int64_t i = 0; i < nb; i++) cr[i] = A.alpha * acc[i];
+        } else {
+          for (int64_t i = 0; i < nb; i++) cr[i] += A.alpha * acc[i];
+        }
+      }
+    }
+  }
+}
+
+// sampled_gemm over column blocks [b0, b1) and tokens [t0, t1), adding into out[e − base]
+void sddmm_range(const SparseArgs& A, int64_t b0, int64_t b1, int64_t t0, int64_t t1, float* out, int64_t base) {
+  if (b0 >= b1 || t0 >= t1) return;
+  Scratch panel(NB * std::max<int64_t>(1, std::min(KB, A.k)));
+  alignas(64) float pad[NB];
+  std::vector<int32_t> cur(static_cast<size_t>(t1 - t0));
+  float* o = out - base;
+  for (int64_t b = b0; b < b1; b++) {
+    const int64_t i0 = b * NB, nb = std::min(NB, A.n - i0);
+    for (int64_t t = t0; t < t1; t++) cur[t - t0] = A.row_ptr[t];
+    for (int64_t j0 = 0; j0 < A.k; j0 += KB) {
+      const int64_t kb = std::min(KB, A.k - j0), j1 = j0 + kb;
+      pack(A, i0, nb, j0, kb, A.scale, panel.p);
+      for (int64_t t = t0; t < t1; t++) {
+        int64_t e = cur[t - t0];
+        const int64_t e0 = e, end = A.row_ptr[t + 1];
+        while (e < end && A.cols[e] < j1) e++;
+        cur[t - t0] = static_cast<int32_t>(e);
+        if (e == e0) continue;
+        const float* ab = A.x + t * A.n + i0;
+        if (nb < NB) {
+          for (int64_t i = 0; i < NB; i++) pad[i] = i < nb ? ab[i] : 0.0f;
+          ab = pad;
+        }
+        sddmm_token(ab, A.cols, e0, e, panel.p, j0, o);
+      }
+    }
+  }
+}
+
+struct Ctx {
+  const SparseArgs* a;
+  int64_t nblk;
+  bool by_cols;          // tasks own column blocks (else token ranges)
+  float** outs;          // sampled_gemm, by_cols: where task t adds (task 0: out itself)
+  const float* vals;     // sparse_gemm: the entries' values, indexed like cols
+  int64_t base;          // sampled_gemm: index of the first entry
+};
+
+void spmm_task(void* p, int t, int nt) {
+  const Ctx* c = static_cast<const Ctx*>(p);
+  const SparseArgs& A = *c->a;
+  if (c->by_cols) spmm_range(A, c->vals, c->nblk * t / nt, c->nblk * (t + 1) / nt, 0, A.rows);
+  else spmm_range(A, c->vals, 0, c->nblk, A.rows * t / nt, A.rows * (t + 1) / nt);
+}
+
+void sddmm_task(void* p, int t, int nt) {
+  const Ctx* c = static_cast<const Ctx*>(p);
+  const SparseArgs& A = *c->a;
+  if (c->by_cols) sddmm_range(A, c->nblk * t / nt, c->nblk * (t + 1) / nt, 0, A.rows, c->outs[t], c->base);
+  else sddmm_range(A, 0, c->nblk, A.rows * t / nt, A.rows * (t + 1) / nt, c->outs[0], c->base);
+}
+
+// Tasks: one per thread once the work (entries × n, plus the packing n × k) is worth a hand-off.
+int tasks_for(const SparseArgs& A, int64_t nblk) {
+  const int64_t nnz = A.row_ptr[A.rows] - A.row_ptr[0];
+  const int64_t work = nnz * A.n + A.n * A.k;
+  const int64_t by_work = std::max<int64_t>(1, work / (1 << 20));
+  (void)nblk;
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>({by_work, A.rows, num_threads()})));
+}
+
+void sparse_gemm(const SparseArgs& A) {
+  if (A.rows <= 0 || A.n <= 0) return;
+  const int64_t nblk = (A.n + NB - 1) / NB;
+  const int tasks = tasks_for(A, nblk);
+  // the entries' values gathered once (x is read at random places; every column block walks them again)
+  const int64_t base = A.row_ptr[0], nnz = A.row_ptr[A.rows] - base;
+  std::vector<float> v(static_cast<size_t>(std::max<int64_t>(nnz, 1)));
+  for (int64_t t = 0; t < A.rows; t++)
+    for (int64_t e = A.row_ptr[t]; e < A.row_ptr[t + 1]; e++) v[static_cast<size_t>(e - base)] = A.x[t * A.k + A.cols[e]];
+  Ctx c{&A, nblk, nblk >= tasks, nullptr, v.data() - base, 0};
+  parallel_run(tasks, spmm_task, &c);
+}
+
+void sampled_gemm(const SparseArgs& A) {
+  if (A.rows <= 0) return;
+  const int64_t base = A.row_ptr[0], nnz = A.row_ptr[A.rows] - base;
+  if (nnz <= 0) return;
+  if (!A.accumulate) std::memset(A.c + base, 0, static_cast<size_t>(nnz) * sizeof(float));
+  if (A.n <= 0 || A.k <= 0) return;
+  const int64_t nblk = (A.n + NB - 1) / NB;
+  const int tasks = tasks_for(A, nblk);
+  const bool by_cols = tasks > 1 && nblk >= tasks;
+  std::vector<std::vector<float>> partial(by_cols ? static_cast<size_t>(tasks - 1) : 0);
+  std::vector<float*> outs(static_cast<size_t>(tasks), A.c + base);
+  for (size_t t = 0; t < partial.size(); t++) {
+    partial[t].assign(static_cast<size_t>(nnz), 0.0f);
+    outs[t + 1] = partial[t].data();
+  }
+  Ctx c{&A, nblk, by_cols, outs.data(), nullptr, base};
+  parallel_run(tasks, sddmm_task, &c);
+  float* o = A.c + base;
+  for (const auto& p : partial)
+    for (int64_t e = 0; e < nnz; e++) o[e] += p[static_cast<size_t>(e)];
+}
+
+}  // namespace DORA_SP_NS
+
+extern const SparseKernels DORA_SP_TABLE = {DORA_SP_NS::sparse_gemm, DORA_SP_NS::sampled_gemm};
+
+}  // namespace dora

@@ -1,0 +1,134 @@
+/**
+ * Native sparseGemm / sampledGemm against the js spec, and the spec against a dense float64 reference (S as a
+ * dense [rows, k] matrix): both W layouts, odd sizes, n below / across / past the 64-column panel, k across the
+ * 1024-input panel, densities from one entry to full rows, empty rows, a pattern that starts inside cols
+ * (rowPtr[0] > 0), a weight offset, alpha, scale, accumulate; each ISA this CPU supports and 1 or 2 threads.
+ * Bad patterns throw before the native call.
+ */
+import { afterAll, describe, expect, it } from "vitest";
+import { expectClose } from "../../../test/helpers/close.js";
+import { jsBackend } from "../js/index.js";
+import { loadAddon } from "./addon.js";
+import { loadNativeBackend } from "./index.js";
+import type { Backend } from "../backend.js";
+
+const addon = loadAddon();
+const native = loadNativeBackend();
+const defaultIsa = addon.isa(), defaultThreads = addon.numThreads();
+afterAll(() => { addon.setIsa(defaultIsa); addon.setNumThreads(defaultThreads); });
+
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => { s = (Math.imul(s, 1664525) + 1013904223) >>> 0; return s / 2 ** 32; };
+}
+
+interface Case { form: "nn" | "nt"; rows: number; n: number; k: number; p: number; lead?: number; wOff?: number }
+
+const CASES: Case[] = [
+  { form: "nt", rows: 1, n: 1, k: 1, p: 1 },
+  { form: "nn", rows: 1, n: 1, k: 1, p: 1 },
+  { form: "nt", rows: 3, n: 17, k: 5, p: 0.5 },
+  { form: "nn", rows: 4, n: 16, k: 33, p: 0.3, lead: 2 },
+  { form: "nt", rows: 9, n: 64, k: 70, p: 0.05, wOff: 3 },
+  { form: "nn", rows: 11, n: 65, k: 129, p: 0.2, wOff: 5 },
+  { form: "nt", rows: 37, n: 130, k: 1030, p: 0.05, lead: 3 },
+  { form: "nn", rows: 23, n: 200, k: 2100, p: 0.03 },
+  { form: "nt", rows: 50, n: 16, k: 1500, p: 0.1 },
+  { form: "nt", rows: 6, n: 300, k: 3000, p: 1 },
+  { form: "nn", rows: 8, n: 7, k: 12, p: 0 },
+  { form: "nn", rows: 400, n: 40, k: 2000, p: 0.3 }, // enough work for 2 tasks, one column block: split by tokens
+];
+
+interface Data { rowPtr: Int32Array; cols: Int32Array; x: Float32Array; a: Float32Array; w: Float32Array; scale: Float32Array; c0: Float32Array; o0: Float32Array }
+
+function data(c: Case, seed: number): Data {
+  const r = rng(seed), lead = c.lead ?? 0;
+  const rowPtr = new Int32Array(c.rows + 1), cols: number[] = [];
+  for (let i = 0; i < lead; i++) cols.push(999999); // entries before rowPtr[0] are never read
+  for (let t = 0; t < c.rows; t++) {
+    rowPtr[t] = cols.length;
+    if (t % 5 !== 2) for (let j = 0; j < c.k; j++) if (r() < c.p) cols.push(j); // every 5th row empty
+  }
+  rowPtr[c.rows] = cols.length;
+  const f = (len: number) => Float32Array.from({ length: len }, () => r() * 2 - 1);
+  return { rowPtr, cols: Int32Array.from(cols), x: f(c.rows * c.k), a: f(c.rows * c.n), w: f((c.wOff ?? 0) + c.n * c.k),
+    scale: f(c.n), c0: f(c.rows * c.n), o0: f(cols.length) };
+}
+
+/** op(W)[j, i] */
+function opW(c: Case, d: Data, j: number, i: number): number {
+  return d.w[(c.wOff ?? 0) + (c.form === "nt" ? i * c.k + j : j * c.n + i)]!;
+}
+
+function runSparse(be: Backend, c: Case, d: Data, alpha: number, acc: boolean): Float32Array {
+  const out = d.c0.slice();
+  be.sparseGemm(c.form, out, alpha, d.x, d.rowPtr, d.cols, c.rows, c.n, c.k, d.w, c.wOff ?? 0, acc);
+  return out;
+}
+
+function runSampled(be: Backend, c: Case, d: Data, scale: Float32Array | null, acc: boolean): Float32Array {
+  const out = d.o0.slice();
+  be.sampledGemm(c.form, out, d.a, scale, d.rowPtr, d.cols, c.rows, c.n, c.k, d.w, c.wOff ?? 0, acc);
+  return out;
+}
+
+describe("sparse kernels: js spec against a dense float64 reference", () => {
+  it.each(CASES.slice(0, 8))("%o", (c) => {
+    const d = data(c, 1);
+    const S = new Float64Array(c.rows * c.k); // dense S: x at the pattern's positions
+    for (let t = 0; t < c.rows; t++) for (let e = d.rowPtr[t]!; e < d.rowPtr[t + 1]!; e++) S[t * c.k + d.cols[e]!] = d.x[t * c.k + d.cols[e]!]!;
+    const want = new Float64Array(c.rows * c.n);
+    for (let t = 0; t < c.rows; t++) for (let i = 0; i < c.n; i++) {
+      let s = 0;
+      for (let j = 0; j < c.k; j++) s += S[t * c.k + j]! * opW(c, d, j, i);
+      want[t * c.n + i] = d.c0[t * c.n + i]! - 0.5 * s;
+    }
+    expectClose(runSparse(jsBackend, c, d, -0.5, true), want, "sparseGemm", { rtol: 1e-5, atol: 1e-6 });
+    const wantS = Float64Array.from(d.o0);
+    for (let t = 0; t < c.rows; t++) for (let e = d.rowPtr[t]!; e < d.rowPtr[t + 1]!; e++) {
+      let s = 0;
+      for (let i = 0; i < c.n; i++) s += d.a[t * c.n + i]! * d.scale[i]! * opW(c, d, d.cols[e]!, i);
+      wantS[e] = wantS[e]! + s;
+    }
+    expectClose(runSampled(jsBackend, c, d, d.scale, true), wantS, "sampledGemm", { rtol: 1e-5, atol: 1e-6 });
+  });
+});
+
+describe("native sparse kernels match the js spec", () => {
+  const isas = ["avx512", "avx2", "portable"].filter((i) => addon.setIsa(i));
+  for (const isa of isas) for (const threads of [1, 2]) {
+    it(`${isa}, ${threads} thread(s)`, () => {
+      addon.setIsa(isa);
+      addon.setNumThreads(threads);
+      for (const c of CASES) {
+        const d = data(c, 2), label = `${isa} ${threads}t ${JSON.stringify(c)}`;
+        // float32 sums of up to k terms of size ≤ 1 against the float64 spec
+        const tol = { rtol: 1e-4, atol: 2e-6 * Math.sqrt(c.k) * Math.max(1, Math.sqrt(c.n)) };
+        for (const [alpha, acc] of [[1, false], [-1, true], [0.25, false]] as const) {
+          expectClose(runSparse(native, c, d, alpha, acc), runSparse(jsBackend, c, d, alpha, acc), `${label} sparseGemm α=${alpha} acc=${acc}`, tol);
+        }
+        for (const [scale, acc] of [[null, false], [d.scale, true], [d.scale, false]] as const) {
+          expectClose(runSampled(native, c, d, scale, acc), runSampled(jsBackend, c, d, scale, acc), `${label} sampledGemm scale=${scale !== null} acc=${acc}`, tol);
+        }
+      }
+    });
+  }
+
+  it("bad patterns and short arrays throw naming the kernel", () => {
+    const c: Case = { form: "nt", rows: 2, n: 3, k: 4, p: 0.5 };
+    const d = data(c, 3);
+    const call = (rowPtr: Int32Array, cols: Int32Array, w = d.w) => () =>
+      native.sparseGemm("nt", new Float32Array(6), 1, d.x, rowPtr, cols, 2, 3, 4, w, 0, false);
+    expect(call(Int32Array.of(0, 2, 3), Int32Array.of(1, 0, 2))).toThrow(/sparseGemm.*ascend/);
+    expect(call(Int32Array.of(0, 1, 2), Int32Array.of(1, 4))).toThrow(/sparseGemm.*ascend/);
+    expect(call(Int32Array.of(0, 1, 2), Int32Array.of(1, -1))).toThrow(/sparseGemm.*ascend/);
+    expect(call(Int32Array.of(0, 2, 1), Int32Array.of(1, 2))).toThrow(/sparseGemm.*rowPtr/);
+    expect(call(Int32Array.of(0, 1, 5), Int32Array.of(1, 2))).toThrow(/sparseGemm.*rowPtr/);
+    expect(call(Int32Array.of(0, 1), Int32Array.of(1, 2))).toThrow(/sparseGemm.*rowPtr/);
+    expect(call(Int32Array.of(0, 1, 2), Int32Array.of(1, 2), new Float32Array(11))).toThrow(/sparseGemm.*w has/);
+    expect(() => native.sampledGemm("nn", new Float32Array(1), d.a, null, Int32Array.of(0, 1, 2), Int32Array.of(1, 2), 2, 3, 4, d.w, 0, false))
+      .toThrow(/sampledGemm.*out has/);
+    expect(() => native.sampledGemm("nn", new Float32Array(2), d.a, new Float32Array(2), Int32Array.of(0, 1, 2), Int32Array.of(1, 2), 2, 3, 4, d.w, 0, false))
+      .toThrow(/sampledGemm.*scale has/);
+  });
+});
