@@ -45,7 +45,7 @@ import {
 } from "../tensor/index.js";
 import type { FusedOperands } from "./layer.js";
 import { type Nf4Weight, nf4TimesT } from "../quant/index.js";
-import { lowRankInput, applyMask, gemm, scaleInPlace } from "./flat.js";
+import { dropInput, gemm, lowRankInput, scaleInPlace, subtractAtDrops, zeroDropped, type Drops } from "./flat.js";
 import { getBackend } from "../backend/index.js";
 
 /**
@@ -249,19 +249,26 @@ export function doraLinear(x: Tensor, fo: FusedOperands, A: Tensor, B: Tensor, m
   const r = A.shape[0]!, T = x.numel / inF;
   const xf = x.f32(), Wf = weight.data as Float32Array, wOff = weight.offset, Af = A.f32(), Bf = B.f32();
   const mf = m.f32(), bf = bias ? bias.f32() : null;
+  const be = getBackend();
   const c = new Float32Array(outF);
   for (let i = 0; i < outF; i++) c[i] = mf[i]! / n[i]!;
   const baseForm = fifo ? "nn" : "nt";
-  const { u, xd, mask, keep } = lowRankInput(xf, Af, T, inF, r, s, dropout); // u = s·x̃Aᵀ [T, r]
+  const { u, drops } = lowRankInput(xf, Af, T, inF, r, s, dropout); // u = s·x̃Aᵀ [T, r]
   const y = new Float32Array(T * outF);
   gemm(baseForm, T, outF, inF, xf, Wf, y, false, 0, wOff);  // x Wᵀ
   let zl: Float32Array | null = null;
-  if (mask === null) {
+  if (drops === null) {
     gemm("nt", T, outF, r, u, Bf, y, true);                  // z = xWᵀ + uBᵀ
-    getBackend().columnScale(y, y, c, 0, bf, T, outF);       // y = c ⊙ z + b, in place
+    be.columnScale(y, y, c, 0, bf, T, outF);                 // y = c ⊙ z + b, in place
   } else {
     zl = new Float32Array(T * outF);
-    gemm(baseForm, T, outF, inF, xd, Wf, zl, false, 0, wOff); // x̃Wᵀ
+    if (drops.sparse) {
+      // x̃Wᵀ = keep·(xWᵀ − S·Wᵀ), S = x at the dropped positions: the base GEMM's output and a sparse product
+      be.columnScale(zl, y, new Float32Array(outF), drops.keep, null, T, outF);        // keep·xWᵀ
+      be.sparseGemm(baseForm, zl, -drops.keep, xf, drops.rowPtr, drops.cols, T, outF, inF, Wf, wOff, true);
+    } else {
+      gemm(baseForm, T, outF, inF, dropInput(new Float32Array(xf.length), xf, drops, T, inF), Wf, zl, false, 0, wOff); // x̃Wᵀ
+    }
     gemm("nt", T, outF, r, u, Bf, zl, true);                 // zl = x̃Wᵀ + uBᵀ
     for (let t = 0, o = 0; t < T; t++) {
       for (let i = 0; i < outF; i++, o++) y[o] = y[o]! + (c[i]! - 1) * zl[o]! + (bf ? bf[i]! : 0);
@@ -274,7 +281,7 @@ export function doraLinear(x: Tensor, fo: FusedOperands, A: Tensor, B: Tensor, m
     let dm: Tensor | null = null;
     if (need[3]) {
       const acc = new Float32Array(outF);                    // Σ_t g_ti·z_ti (z read from zl, or y − b)
-      getBackend().columnDot(acc, g, zl ?? y, zl ? null : bf, T, outF);
+      be.columnDot(acc, g, zl ?? y, zl ? null : bf, T, outF);
       const d = new Float32Array(outF);
       for (let i = 0; i < outF; i++) {
         if (zl) { d[i] = acc[i]! / n[i]!; continue; }
@@ -297,12 +304,12 @@ export function doraLinear(x: Tensor, fo: FusedOperands, A: Tensor, B: Tensor, m
       gemm("nn", T, r, outF, g, Bc, vs, false);              // (g ⊙ c)·B [T, r]
       scaleInPlace(vs, s);
       if (need[1]) {
-        const xdb = mask ? applyMask(new Float32Array(xf.length), xf, mask, keep) : xf;
+        const xdb = drops ? dropInput(new Float32Array(xf.length), xf, drops, T, inF) : xf;
         const d = new Float32Array(r * inF);
         gemm("tn", r, inF, T, vs, xdb, d, false);            // (s·gc·B)ᵀ·x̃ [r, in]
         dA = new Tensor(d, A.shape);
       }
-      if (need[0]) dx = new Tensor(doraDx(g, c, Wf, wOff, fifo, vs, Af, mask, keep, T, inF, outF, r), x.shape);
+      if (need[0]) dx = new Tensor(doraDx(g, c, Wf, wOff, fifo, vs, Af, drops, T, inF, outF, r), x.shape);
     }
     return [dx, dA, dB, dm];
   });
@@ -312,22 +319,35 @@ export function doraLinear(x: Tensor, fo: FusedOperands, A: Tensor, B: Tensor, m
 export const doraTuning = { dxBlockElems: 1 << 20 };
 
 /**
- * dx = (g ⊙ c)·W + vs·A (p = 0), or g·W + mask ⊙ ((g ⊙ (c − 1))·W + vs·A) (p > 0), in row blocks so the scaled
- * gradient is a bounded scratch buffer (issue 3: DoRA's peak memory within 5% of LoRA's).
+ * dx = (g ⊙ c)·W + vs·A (p = 0), or g·W + mask ⊙ keep·((g ⊙ (c − 1))·W + vs·A) (p > 0), in row blocks so the
+ * scaled gradient is a bounded scratch buffer (issue 3: DoRA's peak memory within 5% of LoRA's).
+ * Sparse dropout path, with G = (g ⊙ (c − 1))·W + vs·A and mask = 1 − [dropped]:
+ *   dx = (g ⊙ (1 + keep·(c − 1)))·W + keep·vs·A − keep·[dropped] ⊙ G,
+ * one base-size GEMM, G only at the dropped (t, j) (Backend.sampledGemm).
  */
 function doraDx(g: Float32Array, c: Float32Array, Wf: Float32Array, wOff: number, fifo: boolean, vs: Float32Array,
-  Af: Float32Array, mask: Uint8Array | null, keep: number, T: number, inF: number, outF: number, r: number): Float32Array {
+  Af: Float32Array, drops: Drops | null, T: number, inF: number, outF: number, r: number): Float32Array {
   const form = fifo ? "nt" : "nn";
+  const be = getBackend();
   const dx = new Float32Array(T * inF);
   const rows = Math.max(1, Math.min(T, Math.floor(doraTuning.dxBlockElems / Math.max(outF, inF))));
-  const gs = new Float32Array(Math.min(rows, T) * outF), low = mask ? new Float32Array(Math.min(rows, T) * inF) : null;
-  if (mask) gemm(form, T, inF, outF, g, Wf, dx, false, 0, wOff); // g·W
-  const shift = mask ? 1 : 0;
+  const gs = new Float32Array(Math.min(rows, T) * outF);
+  const dense = drops !== null && !drops.sparse;
+  const low = dense ? new Float32Array(Math.min(rows, T) * inF) : null;
+  if (dense) gemm(form, T, inF, outF, g, Wf, dx, false, 0, wOff); // g·W
+  // the column factor of g: c (p = 0), c − 1 (dense dropout), 1 + keep·(c − 1) = keep·c + (1 − keep) (sparse)
+  let scale = c, offset = 0;
+  if (drops && drops.sparse) {
+    scale = new Float32Array(outF);
+    for (let i = 0; i < outF; i++) scale[i] = drops.keep * c[i]!;
+    offset = 1 - drops.keep;
+  } else if (dense) offset = -1;
+  const vsk = drops && drops.sparse ? vs.map((v) => v * drops.keep) : vs;
   for (let t0 = 0; t0 < T; t0 += rows) {
     const nr = Math.min(rows, T - t0);
     const gsb = gs.subarray(0, nr * outF);
-    getBackend().columnScale(gsb, g.subarray(t0 * outF, (t0 + nr) * outF), c, -shift, null, nr, outF); // g ⊙ (c − shift)
-    const vsb = vs.subarray(t0 * r, (t0 + nr) * r);
+    be.columnScale(gsb, g.subarray(t0 * outF, (t0 + nr) * outF), scale, offset, null, nr, outF);
+    const vsb = vsk.subarray(t0 * r, (t0 + nr) * r);
     if (low === null) {
       const out = dx.subarray(t0 * inF, (t0 + nr) * inF);
       gemm(form, nr, inF, outF, gsb, Wf, out, false, 0, wOff);
@@ -336,8 +356,18 @@ function doraDx(g: Float32Array, c: Float32Array, Wf: Float32Array, wOff: number
       const lb = low.subarray(0, nr * inF);
       gemm(form, nr, inF, outF, gsb, Wf, lb, false, 0, wOff);
       gemm("nn", nr, inF, r, vsb, Af, lb, true);
-      for (let j = 0, o = t0 * inF; j < nr * inF; j++, o++) if (mask![o]) dx[o] = dx[o]! + keep * lb[j]!;
+      zeroDropped(lb, drops!, nr, inF, t0);
+      for (let j = 0, o = t0 * inF; j < nr * inF; j++, o++) dx[o] = dx[o]! + drops!.keep * lb[j]!;
     }
+  }
+  if (drops && drops.sparse) {
+    // G at the dropped (t, j): (g ⊙ (c − 1))·W + vs·A, sampled; dx −= keep·G there
+    const cm1 = new Float32Array(outF);
+    for (let i = 0; i < outF; i++) cm1[i] = c[i]! - 1;
+    const at = new Float32Array(drops.cols.length);
+    be.sampledGemm(fifo ? "nn" : "nt", at, g, cm1, drops.rowPtr, drops.cols, T, outF, inF, Wf, wOff, false);
+    be.sampledGemm("nt", at, vs, null, drops.rowPtr, drops.cols, T, r, inF, Af, 0, true);
+    subtractAtDrops(dx, at, drops, T, inF);
   }
   return dx;
 }

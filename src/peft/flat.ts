@@ -1,7 +1,9 @@
 /**
  * Plain-buffer helpers for the fused adapter ops (lora-linear.ts `loraLinear`, dora.ts `doraLinear`): GEMM on
- * contiguous row-major 2-d buffers (leading dims follow from the form), and the inverted-dropout mask drawn
- * exactly as tensor `dropout` draws it (tensor `dropoutPositions`), kept as bytes.
+ * contiguous row-major 2-d buffers (leading dims follow from the form), and the inverted-dropout mask, drawn exactly
+ * as tensor `dropout` draws it (tensor `dropoutPositions`) and kept as the list of dropped positions per token row
+ * (CSR, `Drops`): at p = 5% that is 5% of the input's size, and the ops correct their un-dropped products with
+ * sparse kernels on it (Backend.sparseGemm / sampledGemm) instead of rerunning them on x̃.
  */
 import { dropoutPositions, type Rng } from "../tensor/index.js";
 import { getBackend, type GemmForm } from "../backend/index.js";
@@ -16,17 +18,54 @@ export function gemm(form: GemmForm, m: number, n: number, k: number, a: Float32
   getBackend().gemm(form, m, n, k, a, aOff, lda, 0, b, bOff, ldb, 0, c, 0, n, 0, 1, accumulate);
 }
 
-/** Dropout mask: 1 = kept (scaled by 1/(1−p) where applied), 0 = dropped. Same draws as tensor `dropout`. */
-export function dropoutMask(n: number, p: number, rng: Rng): Uint8Array {
-  const mask = new Uint8Array(n).fill(1);
-  for (const i of dropoutPositions(n, p, rng)) mask[i] = 0;
-  return mask;
+/**
+ * Up to this dropout rate the fused ops correct the un-dropped products sparsely (cost ∝ p); above it they run
+ * their products on x̃ densely. Measured crossover: bench/dora-layer/README.md.
+ */
+export const dropoutTuning = { sparseMaxP: 0.2 };
+
+/**
+ * The dropped elements of an input [T, inF] (row-major), as CSR rows: token t's dropped columns are
+ * cols[rowPtr[t] .. rowPtr[t+1]), ascending. keep = 1/(1 − p); `sparse` says which path the ops take.
+ */
+export interface Drops {
+  readonly rowPtr: Int32Array;
+  readonly cols: Int32Array;
+  readonly keep: number;
+  readonly sparse: boolean;
 }
 
-/** out[i] = x[i]·keep·mask[i] (x̃ = dropout(x)); `out` may be `x`. */
-export function applyMask(out: Float32Array, x: Float32Array, mask: Uint8Array, keep: number): Float32Array {
-  for (let i = 0; i < mask.length; i++) out[i] = mask[i] ? x[i]! * keep : 0;
+/** Draws the dropout mask of a [T, inF] input (the same draws as tensor `dropout` on it). */
+export function drawDrops(T: number, inF: number, p: number, rng: Rng): Drops {
+  const cols = dropoutPositions(T * inF, p, rng); // flat positions, turned into columns in place
+  const rowPtr = new Int32Array(T + 1);
+  let t = 0, rowEnd = inF;
+  for (let e = 0; e < cols.length; e++) {
+    const q = cols[e]!;
+    while (q >= rowEnd) { rowPtr[++t] = e; rowEnd += inF; }
+    cols[e] = q - (rowEnd - inF);
+  }
+  while (t < T) rowPtr[++t] = cols.length;
+  return { rowPtr, cols, keep: 1 / (1 - p), sparse: p <= dropoutTuning.sparseMaxP };
+}
+
+/** out = x̃ = dropout(x): keep·x, 0 at the dropped positions; `out` may be `x`. */
+export function dropInput(out: Float32Array, x: Float32Array, d: Drops, T: number, inF: number): Float32Array {
+  getBackend().columnScale(out, x, new Float32Array(inF), d.keep, null, T, inF); // (0 + keep)·x
+  zeroDropped(out, d, T, inF);
   return out;
+}
+
+/** buf[t, j] = 0 at every dropped (t, j) of a [T, inF] buffer. */
+export function zeroDropped(buf: Float32Array, d: Drops, T: number, inF: number, t0 = 0): void {
+  const { rowPtr, cols } = d;
+  for (let t = 0; t < T; t++) for (let e = rowPtr[t0 + t]!, o = t * inF; e < rowPtr[t0 + t + 1]!; e++) buf[o + cols[e]!] = 0;
+}
+
+/** dx[t, j] −= keep·g[e] at the dropped entries e = (t, j) (the sampled correction of a dx). */
+export function subtractAtDrops(dx: Float32Array, g: Float32Array, d: Drops, T: number, inF: number): void {
+  const { rowPtr, cols, keep } = d;
+  for (let t = 0; t < T; t++) for (let e = rowPtr[t]!, o = t * inF; e < rowPtr[t + 1]!; e++) dx[o + cols[e]!] = dx[o + cols[e]!]! - keep * g[e]!;
 }
 
 /** y *= s in place. */
@@ -35,16 +74,21 @@ export function scaleInPlace(y: Float32Array, s: number): void {
 }
 
 /**
- * The low-rank input of a fused adapter op: draws the dropout mask (when dropout is on), x̃ = dropout(x), and
- * u = s·x̃Aᵀ [T, r]. `keep` = 1/(1−p) and `mask` come back for the backward pass, which rebuilds x̃ from them.
+ * The low-rank input of a fused adapter op: draws the dropout mask (when dropout is on) and computes
+ * u = s·x̃Aᵀ [T, r]. Sparse path: x̃Aᵀ = keep·(xAᵀ − S·Aᵀ), S = x at the dropped positions (no x̃ is built);
+ * dense path: the GEMM on x̃. The drops come back for the backward pass.
  */
 export function lowRankInput(xf: Float32Array, Af: Float32Array, T: number, inF: number, r: number, s: number,
-  dropout: { p: number; rng: Rng } | null): { u: Float32Array; xd: Float32Array; mask: Uint8Array | null; keep: number } {
-  const keep = dropout ? 1 / (1 - dropout.p) : 1;
-  const mask = dropout ? dropoutMask(xf.length, dropout.p, dropout.rng) : null;
-  const xd = mask ? applyMask(new Float32Array(xf.length), xf, mask, keep) : xf;
+  dropout: { p: number; rng: Rng } | null): { u: Float32Array; drops: Drops | null } {
+  const drops = dropout ? drawDrops(T, inF, dropout.p, dropout.rng) : null;
   const u = new Float32Array(T * r);
-  gemm("nt", T, r, inF, xd, Af, u, false);
-  scaleInPlace(u, s);
-  return { u, xd, mask, keep };
+  if (drops && !drops.sparse) {
+    gemm("nt", T, r, inF, dropInput(new Float32Array(xf.length), xf, drops, T, inF), Af, u, false);
+    scaleInPlace(u, s);
+    return { u, drops };
+  }
+  gemm("nt", T, r, inF, xf, Af, u, false);                                     // x·Aᵀ
+  if (drops) getBackend().sparseGemm("nt", u, -1, xf, drops.rowPtr, drops.cols, T, r, inF, Af, 0, true); // − S·Aᵀ
+  scaleInPlace(u, drops ? s * drops.keep : s);
+  return { u, drops };
 }

@@ -9,7 +9,8 @@ import { Conv1D, Linear, Linear4bit, Module } from "../nn/index.js";
 import { dequantizeNf4 } from "../quant/index.js";
 import type { DoraOperands } from "./dora.js";
 import { LoraLayer, type FusedOperands, type LoraAdapter } from "./layer.js";
-import { lowRankInput, applyMask, gemm, scaleInPlace } from "./flat.js";
+import { dropInput, gemm, lowRankInput, scaleInPlace, subtractAtDrops, zeroDropped } from "./flat.js";
+import { getBackend } from "../backend/index.js";
 
 let warnedMerge4bit = false;
 
@@ -104,15 +105,17 @@ export class LoraLinear extends LoraLayer {
 /**
  * Plain LoRA on a Linear/Conv1D as one autograd op: y = x·Wᵀ + s·(x̃Aᵀ)Bᵀ + b, the low-rank product
  * accumulated into the base GEMM's output buffer (one [T, out] allocation, nothing of that size saved).
- * Backward: dx = g·W + [mask ⊙] (s·g·B)·A, dA = s·(g·B)ᵀ·x̃, dB = gᵀ·(s·x̃Aᵀ); no dW (W is frozen).
- * x̃ is recomputed from x and a byte mask rather than kept. Same maths as the generic graph in `LoraLayer`.
+ * Backward: dx = g·W + mask ⊙ (keep·(s·g·B)·A), dA = s·(g·B)ᵀ·x̃, dB = gᵀ·(s·x̃Aᵀ); no dW (W is frozen).
+ * With dropout the mask is a drop list (flat.ts `Drops`): sparse path (small p) dx = g·W + keep·(s·gB)·A, then
+ * keep·(s·gB)·A taken back at the dropped (t, j) (Backend.sampledGemm); dense path: the masked product.
+ * x̃ is rebuilt from x and the drops for dA rather than kept. Same maths as the generic graph in `LoraLayer`.
  */
 export function loraLinear(x: Tensor, fo: FusedOperands, A: Tensor, B: Tensor, s: number,
   dropout: { p: number; rng: Rng } | null): Tensor {
   const { weight, fanInFanOut: fifo, bias, inF, outF } = fo;
   const r = A.shape[0]!, T = x.numel / inF;
   const xf = x.f32(), Wf = weight.data as Float32Array, wOff = weight.offset, Af = A.f32(), Bf = B.f32();
-  const { u: us, mask, keep } = lowRankInput(xf, Af, T, inF, r, s, dropout); // us = s·x̃Aᵀ [T, r]
+  const { u: us, drops } = lowRankInput(xf, Af, T, inF, r, s, dropout); // us = s·x̃Aᵀ [T, r]
   const y = new Float32Array(T * outF);
   if (bias) { const bf = bias.f32(); for (let t = 0; t < T; t++) y.set(bf, t * outF); }
   gemm(fifo ? "nn" : "nt", T, outF, inF, xf, Wf, y, bias !== null, 0, wOff); // x·Wᵀ (+ b)
@@ -131,7 +134,7 @@ export function loraLinear(x: Tensor, fo: FusedOperands, A: Tensor, B: Tensor, s
       gemm("nn", T, r, outF, g, Bf, vs, false);             // g·B [T, r]
       scaleInPlace(vs, s);
       if (need[1]) {
-        const xdb = mask ? applyMask(new Float32Array(xf.length), xf, mask, keep) : xf;
+        const xdb = drops ? dropInput(new Float32Array(xf.length), xf, drops, T, inF) : xf;
         const d = new Float32Array(r * inF);
         gemm("tn", r, inF, T, vs, xdb, d, false);           // (s·gB)ᵀ·x̃ [r, in]
         dA = new Tensor(d, A.shape);
@@ -139,10 +142,18 @@ export function loraLinear(x: Tensor, fo: FusedOperands, A: Tensor, B: Tensor, s
       if (need[0]) {
         const d = new Float32Array(T * inF);
         gemm(fifo ? "nt" : "nn", T, inF, outF, g, Wf, d, false, 0, wOff); // g·W
-        if (mask) {
+        if (drops && drops.sparse) {
+          const vk = vs.slice();
+          scaleInPlace(vk, drops.keep);
+          gemm("nn", T, inF, r, vk, Af, d, true);           // + keep·(s·gB)·A everywhere
+          const at = new Float32Array(drops.cols.length);   // (s·gB)·A at the dropped (t, j)
+          getBackend().sampledGemm("nt", at, vs, null, drops.rowPtr, drops.cols, T, r, inF, Af, 0, false);
+          subtractAtDrops(d, at, drops, T, inF);
+        } else if (drops) {
           const low = new Float32Array(T * inF);
           gemm("nn", T, inF, r, vs, Af, low, false);
-          for (let i = 0; i < d.length; i++) if (mask[i]) d[i] = d[i]! + keep * low[i]!;
+          zeroDropped(low, drops, T, inF);
+          for (let i = 0; i < d.length; i++) d[i] = d[i]! + drops.keep * low[i]!;
         } else {
           gemm("nn", T, inF, r, vs, Af, d, true);           // + (s·gB)·A
         }
