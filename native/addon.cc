@@ -121,8 +121,8 @@ napi_value SetIsa(napi_env env, napi_callback_info info) {
 // ---- elementwise and row kernels: argument readers, then one binding per kernel ----
 struct Args {
   napi_env env;
-  napi_value v[12];
-  size_t argc = 12;
+  napi_value v[16];
+  size_t argc = 16;
   bool ok = true;
   Args(napi_env e, napi_callback_info info, size_t want) : env(e) {
     napi_get_cb_info(env, info, &argc, v, nullptr, nullptr);
@@ -410,26 +410,49 @@ napi_value ColumnDot(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-// sparseGemm(form, c, alpha, x, rowPtr, cols, rows, n, k, w, wOff, accumulate)
+// sparseGemm(form, c, alpha, scale|null, x, rowPtr, cols, rows, n, k, w, wOff, accumulate)
+// sparseGemmDot(form, out, g, scale|null, x, rowPtr, cols, rows, n, k, w, wOff)
 // sampledGemm(form, out, a, scale|null, rowPtr, cols, rows, n, k, w, wOff, accumulate); form 0 nn, 1 nt
 napi_value SparseGemm(napi_env env, napi_callback_info info) {
-  Args a(env, info, 12);
+  Args a(env, info, 13);
   dora::SparseArgs s{};
   s.form = a.i64(0) == 1 ? dora::kNT : dora::kNN;
   s.c = a.f32(1);
   s.alpha = static_cast<float>(a.f64(2));
-  s.x = a.f32(3);
-  s.row_ptr = a.i32(4);
-  s.cols = a.i32(5);
-  s.rows = a.i64(6);
-  s.n = a.i64(7);
-  s.k = a.i64(8);
-  const float* w = a.f32(9);
-  const int64_t wOff = a.i64(10);
-  s.accumulate = a.flag(11);
+  s.scale = a.f32(3, true);
+  s.x = a.f32(4);
+  s.row_ptr = a.i32(5);
+  s.cols = a.i32(6);
+  s.rows = a.i64(7);
+  s.n = a.i64(8);
+  s.k = a.i64(9);
+  const float* w = a.f32(10);
+  const int64_t wOff = a.i64(11);
+  s.accumulate = a.flag(12);
   if (!a.ok) return nullptr;
   s.w = w + wOff;
   dora::sparse().sparse_gemm(s);
+  return nullptr;
+}
+
+napi_value SparseGemmDot(napi_env env, napi_callback_info info) {
+  Args a(env, info, 12);
+  dora::SparseArgs s{};
+  s.form = a.i64(0) == 1 ? dora::kNT : dora::kNN;
+  s.c = a.f32(1);
+  s.g = a.f32(2);
+  s.scale = a.f32(3, true);
+  s.x = a.f32(4);
+  s.row_ptr = a.i32(5);
+  s.cols = a.i32(6);
+  s.rows = a.i64(7);
+  s.n = a.i64(8);
+  s.k = a.i64(9);
+  const float* w = a.f32(10);
+  const int64_t wOff = a.i64(11);
+  if (!a.ok) return nullptr;
+  s.w = w + wOff;
+  dora::sparse().sparse_gemm_dot(s);
   return nullptr;
 }
 
@@ -479,6 +502,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"columnDot", nullptr, ColumnDot, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sparseGemm", nullptr, SparseGemm, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sampledGemm", nullptr, SampledGemm, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"sparseGemmDot", nullptr, SparseGemmDot, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

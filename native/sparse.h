@@ -1,5 +1,5 @@
-// Sparse × dense (sparse_gemm) and sampled dense × dense (sampled_gemm) products over a CSR pattern, with the
-// semantics of Backend.sparseGemm / sampledGemm (src/backend/backend.ts; js spec src/backend/js/sparse.ts): the
+// Sparse × dense (sparse_gemm, and its column-dot form sparse_gemm_dot) and sampled dense × dense (sampled_gemm)
+// products over a CSR pattern, with the semantics of Backend.sparseGemm / sparseGemmDot / sampledGemm (src/backend/backend.ts; js spec src/backend/js/sparse.ts): the
 // dropout corrections of the fused LoRA/DoRA ops. No validation here: the TS adapter checks every extent, that
 // rowPtr is non-decreasing inside cols and that each row's columns ascend strictly inside [0, k).
 //
@@ -17,10 +17,11 @@ struct SparseArgs {
   int64_t rows, n, k;
   const int32_t* row_ptr;  // rows + 1 entries
   const int32_t* cols;     // indexed by row_ptr
-  const float* x;          // sparse_gemm: the values' dense carrier x [rows, k]; sampled_gemm: a [rows, n]
-  const float* scale;      // sampled_gemm: per-i factor or nullptr
+  const float* x;          // sparse_gemm(_dot): the values' dense carrier x [rows, k]; sampled_gemm: a [rows, n]
+  const float* scale;      // per-i factor of op(W) or nullptr
+  const float* g;          // sparse_gemm_dot: g [rows, n] (nullptr otherwise)
   const float* w;          // W (offset applied)
-  float* c;                // sparse_gemm: C [rows, n]; sampled_gemm: out, one float per entry
+  float* c;                // sparse_gemm: C [rows, n]; sampled_gemm: out, one float per entry; sparse_gemm_dot: out [n]
   float alpha;             // sparse_gemm only
   bool accumulate;
 };
@@ -28,6 +29,7 @@ struct SparseArgs {
 struct SparseKernels {
   void (*sparse_gemm)(const SparseArgs& a);
   void (*sampled_gemm)(const SparseArgs& a);
+  void (*sparse_gemm_dot)(const SparseArgs& a);
 };
 
 const SparseKernels& sparse();

@@ -73,19 +73,27 @@ void pack(const SparseArgs& A, int64_t i0, int64_t nb, int64_t j0, int64_t kb, c
   }
 }
 
-// 64-byte aligned scratch, freed on scope exit.
-struct Scratch {
-  float* p;
-  explicit Scratch(int64_t n) : p(static_cast<float*>(std::aligned_alloc(64, static_cast<size_t>((n * 4 + 63) / 64 * 64)))) {}
-  ~Scratch() { std::free(p); }
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-};
+// The calling thread's panel: 64-byte aligned, kept between calls (a fresh mapping per call costs page faults).
+float* panel_buffer(int64_t floats) {
+  struct Buf {
+    float* p = nullptr;
+    int64_t cap = 0;
+    ~Buf() { std::free(p); }
+  };
+  thread_local Buf buf;
+  if (buf.cap < floats) {
+    std::free(buf.p);
+    buf.p = static_cast<float*>(std::aligned_alloc(64, static_cast<size_t>((floats * 4 + 63) / 64 * 64)));
+    buf.cap = floats;
+  }
+  return buf.p;
+}
 
-// sparse_gemm over column blocks [b0, b1) and tokens [t0, t1); vals[e] = x[t·k + cols[e]]
-void spmm_range(const SparseArgs& A, const float* vals, int64_t b0, int64_t b1, int64_t t0, int64_t t1) {
+// sparse_gemm over column blocks [b0, b1) and tokens [t0, t1); vals[e] = x[t·k + cols[e]]. With A.g set (the
+// column-dot form) nothing is written to C: dot[i] += Σ_t g[t, i]·(S·op(W))[t, i] in float64 instead.
+void spmm_range(const SparseArgs& A, const float* vals, int64_t b0, int64_t b1, int64_t t0, int64_t t1, double* dot) {
   if (b0 >= b1 || t0 >= t1) return;
-  Scratch panel(NB * std::max<int64_t>(1, std::min(KB, A.k)));
+  float* P = panel_buffer(NB * std::max<int64_t>(1, std::min(KB, A.k)));
   alignas(64) float acc[NB];
   std::vector<int32_t> cur(static_cast<size_t>(t1 - t0));
   for (int64_t b = b0; b < b1; b++) {
@@ -93,20 +101,23 @@ void spmm_range(const SparseArgs& A, const float* vals, int64_t b0, int64_t b1, 
     for (int64_t t = t0; t < t1; t++) cur[t - t0] = A.row_ptr[t];
     for (int64_t j0 = 0; j0 == 0 || j0 < A.k; j0 += KB) {
       const int64_t kb = std::min(KB, A.k - j0), j1 = j0 + kb;
-      pack(A, i0, nb, j0, kb, nullptr, panel.p);
-      const bool write = j0 == 0 && !A.accumulate;
+      pack(A, i0, nb, j0, kb, A.scale, P);
+      const bool write = j0 == 0 && !A.accumulate && !A.g;
       for (int64_t t = t0; t < t1; t++) {
         int64_t e = cur[t - t0];
         const int64_t e0 = e, end = A.row_ptr[t + 1];
         while (e < end && A.cols[e] < j1) e++;
         cur[t - t0] = static_cast<int32_t>(e);
-        float* cr = A.c + t * A.n + i0;
+        float* cr = A.g ? nullptr : A.c + t * A.n + i0;
         if (e == e0) {
           if (write) std::memset(cr, 0, static_cast<size_t>(nb) * sizeof(float));
           continue;
         }
-        spmm_token(vals, A.cols, e0, e, panel.p, j0, acc);
-        if (write) {
+        spmm_token(vals, A.cols, e0, e, P, j0, acc);
+        if (A.g) {
+          const float* gr = A.g + t * A.n + i0;
+          for (int64_t i = 0; i < nb; i++) dot[i0 + i] += static_cast<double>(gr[i]) * acc[i];
+        } else if (write) {
           for (int64_t i = 0; i < nb; i++) cr[i] = A.alpha * acc[i];
         } else {
           for (int64_t i = 0; i < nb; i++) cr[i] += A.alpha * acc[i];
@@ -119,7 +130,7 @@ void spmm_range(const SparseArgs& A, const float* vals, int64_t b0, int64_t b1, 
 // sampled_gemm over column blocks [b0, b1) and tokens [t0, t1), adding into out[e − base]
 void sddmm_range(const SparseArgs& A, int64_t b0, int64_t b1, int64_t t0, int64_t t1, float* out, int64_t base) {
   if (b0 >= b1 || t0 >= t1) return;
-  Scratch panel(NB * std::max<int64_t>(1, std::min(KB, A.k)));
+  float* P = panel_buffer(NB * std::max<int64_t>(1, std::min(KB, A.k)));
   alignas(64) float pad[NB];
   std::vector<int32_t> cur(static_cast<size_t>(t1 - t0));
   float* o = out - base;
@@ -128,7 +139,7 @@ void sddmm_range(const SparseArgs& A, int64_t b0, int64_t b1, int64_t t0, int64_
     for (int64_t t = t0; t < t1; t++) cur[t - t0] = A.row_ptr[t];
     for (int64_t j0 = 0; j0 < A.k; j0 += KB) {
       const int64_t kb = std::min(KB, A.k - j0), j1 = j0 + kb;
-      pack(A, i0, nb, j0, kb, A.scale, panel.p);
+      pack(A, i0, nb, j0, kb, A.scale, P);
       for (int64_t t = t0; t < t1; t++) {
         int64_t e = cur[t - t0];
         const int64_t e0 = e, end = A.row_ptr[t + 1];
@@ -140,7 +151,7 @@ void sddmm_range(const SparseArgs& A, int64_t b0, int64_t b1, int64_t t0, int64_
           for (int64_t i = 0; i < NB; i++) pad[i] = i < nb ? ab[i] : 0.0f;
           ab = pad;
         }
-        sddmm_token(ab, A.cols, e0, e, panel.p, j0, o);
+        sddmm_token(ab, A.cols, e0, e, P, j0, o);
       }
     }
   }
@@ -152,14 +163,16 @@ struct Ctx {
   bool by_cols;          // tasks own column blocks (else token ranges)
   float** outs;          // sampled_gemm, by_cols: where task t adds (task 0: out itself)
   const float* vals;     // sparse_gemm: the entries' values, indexed like cols
+  double** dots;         // sparse_gemm_dot: task t's float64 column sums (one shared array when by_cols)
   int64_t base;          // sampled_gemm: index of the first entry
 };
 
 void spmm_task(void* p, int t, int nt) {
   const Ctx* c = static_cast<const Ctx*>(p);
   const SparseArgs& A = *c->a;
-  if (c->by_cols) spmm_range(A, c->vals, c->nblk * t / nt, c->nblk * (t + 1) / nt, 0, A.rows);
-  else spmm_range(A, c->vals, 0, c->nblk, A.rows * t / nt, A.rows * (t + 1) / nt);
+  double* dot = c->dots ? c->dots[c->by_cols ? 0 : t] : nullptr;
+  if (c->by_cols) spmm_range(A, c->vals, c->nblk * t / nt, c->nblk * (t + 1) / nt, 0, A.rows, dot);
+  else spmm_range(A, c->vals, 0, c->nblk, A.rows * t / nt, A.rows * (t + 1) / nt, dot);
 }
 
 void sddmm_task(void* p, int t, int nt) {
@@ -178,17 +191,45 @@ int tasks_for(const SparseArgs& A, int64_t nblk) {
   return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>({by_work, A.rows, num_threads()})));
 }
 
-void sparse_gemm(const SparseArgs& A) {
-  if (A.rows <= 0 || A.n <= 0) return;
-  const int64_t nblk = (A.n + NB - 1) / NB;
-  const int tasks = tasks_for(A, nblk);
-  // the entries' values gathered once (x is read at random places; every column block walks them again)
+// The entries' values gathered once (x is read at random places; every column block walks them again).
+std::vector<float> gather_values(const SparseArgs& A) {
   const int64_t base = A.row_ptr[0], nnz = A.row_ptr[A.rows] - base;
   std::vector<float> v(static_cast<size_t>(std::max<int64_t>(nnz, 1)));
   for (int64_t t = 0; t < A.rows; t++)
     for (int64_t e = A.row_ptr[t]; e < A.row_ptr[t + 1]; e++) v[static_cast<size_t>(e - base)] = A.x[t * A.k + A.cols[e]];
-  Ctx c{&A, nblk, nblk >= tasks, nullptr, v.data() - base, 0};
+  return v;
+}
+
+void sparse_gemm(const SparseArgs& A) {
+  if (A.rows <= 0 || A.n <= 0) return;
+  const int64_t nblk = (A.n + NB - 1) / NB;
+  const int tasks = tasks_for(A, nblk);
+  const std::vector<float> v = gather_values(A);
+  Ctx c{&A, nblk, nblk >= tasks, nullptr, v.data() - A.row_ptr[0], nullptr, 0};
   parallel_run(tasks, spmm_task, &c);
+}
+
+// sparse_gemm's column-dot form (A.g set, A.c = out [n]): out[i] = Σ_t g[t, i]·(S·op(W)·diag(scale))[t, i].
+void sparse_gemm_dot(const SparseArgs& A) {
+  if (A.n <= 0) return;
+  std::vector<double> sum(static_cast<size_t>(A.n), 0.0);
+  if (A.rows > 0) {
+    const int64_t nblk = (A.n + NB - 1) / NB;
+    const int tasks = tasks_for(A, nblk);
+    const bool by_cols = nblk >= tasks;
+    std::vector<std::vector<double>> part(by_cols ? 0 : static_cast<size_t>(tasks - 1));
+    std::vector<double*> dots(static_cast<size_t>(tasks), sum.data());
+    for (size_t t = 0; t < part.size(); t++) {
+      part[t].assign(static_cast<size_t>(A.n), 0.0);
+      dots[t + 1] = part[t].data();
+    }
+    const std::vector<float> v = gather_values(A);
+    Ctx c{&A, nblk, by_cols, nullptr, v.data() - A.row_ptr[0], dots.data(), 0};
+    parallel_run(tasks, spmm_task, &c);
+    for (const auto& p : part)
+      for (int64_t i = 0; i < A.n; i++) sum[static_cast<size_t>(i)] += p[static_cast<size_t>(i)];
+  }
+  for (int64_t i = 0; i < A.n; i++) A.c[i] = static_cast<float>(sum[static_cast<size_t>(i)]);
 }
 
 void sampled_gemm(const SparseArgs& A) {
@@ -206,7 +247,7 @@ void sampled_gemm(const SparseArgs& A) {
     partial[t].assign(static_cast<size_t>(nnz), 0.0f);
     outs[t + 1] = partial[t].data();
   }
-  Ctx c{&A, nblk, by_cols, outs.data(), nullptr, base};
+  Ctx c{&A, nblk, by_cols, outs.data(), nullptr, nullptr, base};
   parallel_run(tasks, sddmm_task, &c);
   float* o = A.c + base;
   for (const auto& p : partial)
@@ -215,6 +256,6 @@ void sampled_gemm(const SparseArgs& A) {
 
 }  // namespace DORA_SP_NS
 
-extern const SparseKernels DORA_SP_TABLE = {DORA_SP_NS::sparse_gemm, DORA_SP_NS::sampled_gemm};
+extern const SparseKernels DORA_SP_TABLE = {DORA_SP_NS::sparse_gemm, DORA_SP_NS::sampled_gemm, DORA_SP_NS::sparse_gemm_dot};
 
 }  // namespace dora

@@ -37,9 +37,9 @@ for (const p of [0.01, 0.05, 0.1, 0.2, 0.3, 0.5]) {
   const draw = cpu(() => { d = drawDrops(T, D, p, new Rng(3)); });
   const { rowPtr, cols } = d;
   const out = new Float32Array(cols.length);
-  const sp = cpu(() => be.sparseGemm("nt", c, -1, x, rowPtr, cols, T, D, D, w, 0, false));
+  const sp = cpu(() => be.sparseGemm("nt", c, -1, null, x, rowPtr, cols, T, D, D, w, 0, false));
   const sd = cpu(() => be.sampledGemm("nt", out, g, scale, rowPtr, cols, T, D, D, w, 0, false));
-  const spn = cpu(() => be.sparseGemm("nn", c, -1, x, rowPtr, cols, T, D, D, w, 0, false));
+  const spn = cpu(() => be.sparseGemm("nn", c, -1, null, x, rowPtr, cols, T, D, D, w, 0, false));
   const sdn = cpu(() => be.sampledGemm("nn", out, g, scale, rowPtr, cols, T, D, D, w, 0, false));
   console.log(`| ${p} | ${cols.length} | ${draw.toFixed(1)} | ${sp.toFixed(1)} | ${sd.toFixed(1)} | ${spn.toFixed(1)} | ${sdn.toFixed(1)} | ${((sp + sd) / gemm).toFixed(3)} |`);
 }

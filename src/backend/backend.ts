@@ -169,10 +169,18 @@ export interface Backend {
    * strictly ascending within a row and lie in [0, k). W is a dense operand read as op(W) [k, n]:
    *   nt: W stored [n, k] (op(W)[j, i] = w[wOff + i·k + j], a Linear weight: S·Wᵀ)
    *   nn: W stored [k, n] (op(W)[j, i] = w[wOff + j·n + i])
-   *   C [rows, n] (+)= alpha · S · op(W),  i.e.  C[t, i] (+)= alpha · Σ_e x[t·k + cols[e]] · op(W)[cols[e], i].
+   *   C [rows, n] (+)= alpha · S · op(W) · diag(scale),
+   *   i.e. C[t, i] (+)= alpha · (scale ? scale[i] : 1) · Σ_e x[t·k + cols[e]] · op(W)[cols[e], i].
    */
-  sparseGemm(form: "nn" | "nt", c: Float32Array, alpha: number, x: Float32Array, rowPtr: Int32Array, cols: Int32Array,
-    rows: number, n: number, k: number, w: Float32Array, wOff: number, accumulate: boolean): void;
+  sparseGemm(form: "nn" | "nt", c: Float32Array, alpha: number, scale: Float32Array | null, x: Float32Array,
+    rowPtr: Int32Array, cols: Int32Array, rows: number, n: number, k: number, w: Float32Array, wOff: number,
+    accumulate: boolean): void;
+  /**
+   * The column dot of g [rows, n] with that product, without forming it (DoRA's ∂L/∂m under dropout):
+   *   out[i] = Σ_t g[t·n + i] · (S · op(W) · diag(scale))[t, i]   (written; summed in float64).
+   */
+  sparseGemmDot(form: "nn" | "nt", out: Float32Array, g: Float32Array, scale: Float32Array | null, x: Float32Array,
+    rowPtr: Int32Array, cols: Int32Array, rows: number, n: number, k: number, w: Float32Array, wOff: number): void;
   /**
    * Sampled dense × dense product on the same CSR pattern (rows, k; the pattern's values are not used): for each
    * entry e of row t at column j = cols[e],

@@ -1,21 +1,38 @@
 /**
- * Sparse × dense and sampled dense × dense products over a CSR pattern (spec; contract in backend.ts): the dropout
+ * Sparse × dense (and its column dot with g) and sampled dense × dense products over a CSR pattern (spec; contract in backend.ts): the dropout
  * corrections of the fused adapter ops. Sums in float64, one rounding to float32 per output.
  */
 
-export function sparseGemm(form: "nn" | "nt", c: Float32Array, alpha: number, x: Float32Array, rowPtr: Int32Array,
-  cols: Int32Array, rows: number, n: number, k: number, w: Float32Array, wOff: number, accumulate: boolean): void {
+export function sparseGemm(form: "nn" | "nt", c: Float32Array, alpha: number, scale: Float32Array | null, x: Float32Array,
+  rowPtr: Int32Array, cols: Int32Array, rows: number, n: number, k: number, w: Float32Array, wOff: number,
+  accumulate: boolean): void {
   const acc = new Float64Array(n);
-  // op(W)[j, i] at w[wOff + j·sj + i·si]
-  const sj = form === "nt" ? 1 : n, si = form === "nt" ? k : 1;
   for (let t = 0; t < rows; t++) {
-    acc.fill(0);
-    for (let e = rowPtr[t]!; e < rowPtr[t + 1]!; e++) {
-      const j = cols[e]!, xv = x[t * k + j]!, base = wOff + j * sj;
-      for (let i = 0; i < n; i++) acc[i] = acc[i]! + xv * w[base + i * si]!;
-    }
+    rowProduct(acc, form, scale, x, rowPtr, cols, t, n, k, w, wOff);
     for (let i = 0, o = t * n; i < n; i++, o++) c[o] = (accumulate ? c[o]! : 0) + alpha * acc[i]!;
   }
+}
+
+export function sparseGemmDot(form: "nn" | "nt", out: Float32Array, g: Float32Array, scale: Float32Array | null, x: Float32Array,
+  rowPtr: Int32Array, cols: Int32Array, rows: number, n: number, k: number, w: Float32Array, wOff: number): void {
+  const acc = new Float64Array(n), sum = new Float64Array(n);
+  for (let t = 0; t < rows; t++) {
+    rowProduct(acc, form, scale, x, rowPtr, cols, t, n, k, w, wOff);
+    for (let i = 0; i < n; i++) sum[i] = sum[i]! + g[t * n + i]! * acc[i]!;
+  }
+  out.set(sum);
+}
+
+/** acc = row t of S·op(W)·diag(scale), in float64. */
+function rowProduct(acc: Float64Array, form: "nn" | "nt", scale: Float32Array | null, x: Float32Array, rowPtr: Int32Array,
+  cols: Int32Array, t: number, n: number, k: number, w: Float32Array, wOff: number): void {
+  const sj = form === "nt" ? 1 : n, si = form === "nt" ? k : 1; // op(W)[j, i] at w[wOff + j·sj + i·si]
+  acc.fill(0);
+  for (let e = rowPtr[t]!; e < rowPtr[t + 1]!; e++) {
+    const j = cols[e]!, xv = x[t * k + j]!, base = wOff + j * sj;
+    for (let i = 0; i < n; i++) acc[i] = acc[i]! + xv * w[base + i * si]!;
+  }
+  if (scale) for (let i = 0; i < n; i++) acc[i] = acc[i]! * scale[i]!;
 }
 
 export function sampledGemm(form: "nn" | "nt", out: Float32Array, a: Float32Array, scale: Float32Array | null,

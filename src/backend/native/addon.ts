@@ -48,8 +48,11 @@ export interface NativeAddon {
   columnScale(out: Float32Array, x: Float32Array, scale: Float32Array, offset: number, bias: Float32Array | null, rows: number, cols: number): void;
   columnDot(out: Float32Array, g: Float32Array, z: Float32Array, bias: Float32Array | null, rows: number, cols: number): void;
   /** Backend.sparseGemm; form 0 nn, 1 nt. */
-  sparseGemm(form: number, c: Float32Array, alpha: number, x: Float32Array, rowPtr: Int32Array, cols: Int32Array,
-    rows: number, n: number, k: number, w: Float32Array, wOff: number, accumulate: boolean): void;
+  sparseGemm(form: number, c: Float32Array, alpha: number, scale: Float32Array | null, x: Float32Array, rowPtr: Int32Array,
+    cols: Int32Array, rows: number, n: number, k: number, w: Float32Array, wOff: number, accumulate: boolean): void;
+  /** Backend.sparseGemmDot; form 0 nn, 1 nt. */
+  sparseGemmDot(form: number, out: Float32Array, g: Float32Array, scale: Float32Array | null, x: Float32Array, rowPtr: Int32Array,
+    cols: Int32Array, rows: number, n: number, k: number, w: Float32Array, wOff: number): void;
   /** Backend.sampledGemm; form 0 nn, 1 nt. */
   sampledGemm(form: number, out: Float32Array, a: Float32Array, scale: Float32Array | null, rowPtr: Int32Array, cols: Int32Array,
     rows: number, n: number, k: number, w: Float32Array, wOff: number, accumulate: boolean): void;

@@ -161,14 +161,26 @@ export function loadNativeBackend(): Backend {
       checkArrays("columnDot", sizes, cols, { out, bias }, ["bias"]);
       addon.columnDot(out, g, z, bias, rows, cols);
     },
-    sparseGemm(form, c, alpha, x, rowPtr, cols, rows, n, k, w, wOff, accumulate) {
+    sparseGemm(form, c, alpha, scale, x, rowPtr, cols, rows, n, k, w, wOff, accumulate) {
       const sizes = checkCounts(`sparseGemm[${form}]`, { rows, n, k, wOff });
       if (form !== "nn" && form !== "nt") throw new Error(`native sparseGemm(${sizes}): form must be "nn" or "nt"`);
       checkCsr(`sparseGemm[${form}]`, sizes, rowPtr, cols, rows, k);
       checkArrays(`sparseGemm[${form}]`, sizes, rows * n, { c });
       checkArrays(`sparseGemm[${form}]`, sizes, rows * k, { x });
+      checkArrays(`sparseGemm[${form}]`, sizes, n, { scale }, ["scale"]);
       checkArrays(`sparseGemm[${form}]`, sizes, wOff + n * k, { w });
-      addon.sparseGemm(form === "nt" ? 1 : 0, c, alpha, x, rowPtr, cols, rows, n, k, w, wOff, accumulate === true);
+      addon.sparseGemm(form === "nt" ? 1 : 0, c, alpha, scale, x, rowPtr, cols, rows, n, k, w, wOff, accumulate === true);
+    },
+    sparseGemmDot(form, out, g, scale, x, rowPtr, cols, rows, n, k, w, wOff) {
+      const sizes = checkCounts(`sparseGemmDot[${form}]`, { rows, n, k, wOff });
+      if (form !== "nn" && form !== "nt") throw new Error(`native sparseGemmDot(${sizes}): form must be "nn" or "nt"`);
+      checkCsr(`sparseGemmDot[${form}]`, sizes, rowPtr, cols, rows, k);
+      checkArrays(`sparseGemmDot[${form}]`, sizes, n, { out });
+      checkArrays(`sparseGemmDot[${form}]`, sizes, rows * n, { g });
+      checkArrays(`sparseGemmDot[${form}]`, sizes, rows * k, { x });
+      checkArrays(`sparseGemmDot[${form}]`, sizes, n, { scale }, ["scale"]);
+      checkArrays(`sparseGemmDot[${form}]`, sizes, wOff + n * k, { w });
+      addon.sparseGemmDot(form === "nt" ? 1 : 0, out, g, scale, x, rowPtr, cols, rows, n, k, w, wOff);
     },
     sampledGemm(form, out, a, scale, rowPtr, cols, rows, n, k, w, wOff, accumulate) {
       const sizes = checkCounts(`sampledGemm[${form}]`, { rows, n, k, wOff });

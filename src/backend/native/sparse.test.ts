@@ -1,6 +1,6 @@
 /**
- * Native sparseGemm / sampledGemm against the js spec, and the spec against a dense float64 reference (S as a
- * dense [rows, k] matrix): both W layouts, odd sizes, n below / across / past the 64-column panel, k across the
+ * Native sparseGemm / sparseGemmDot / sampledGemm against the js spec, and the spec against a dense float64
+ * reference (S as a dense [rows, k] matrix): both W layouts, odd sizes, n below / across / past the 64-column panel, k across the
  * 1024-input panel, densities from one entry to full rows, empty rows, a pattern that starts inside cols
  * (rowPtr[0] > 0), a weight offset, alpha, scale, accumulate; each ISA this CPU supports and 1 or 2 threads.
  * Bad patterns throw before the native call.
@@ -60,9 +60,15 @@ function opW(c: Case, d: Data, j: number, i: number): number {
   return d.w[(c.wOff ?? 0) + (c.form === "nt" ? i * c.k + j : j * c.n + i)]!;
 }
 
-function runSparse(be: Backend, c: Case, d: Data, alpha: number, acc: boolean): Float32Array {
+function runSparse(be: Backend, c: Case, d: Data, alpha: number, scale: Float32Array | null, acc: boolean): Float32Array {
   const out = d.c0.slice();
-  be.sparseGemm(c.form, out, alpha, d.x, d.rowPtr, d.cols, c.rows, c.n, c.k, d.w, c.wOff ?? 0, acc);
+  be.sparseGemm(c.form, out, alpha, scale, d.x, d.rowPtr, d.cols, c.rows, c.n, c.k, d.w, c.wOff ?? 0, acc);
+  return out;
+}
+
+function runDot(be: Backend, c: Case, d: Data, scale: Float32Array | null): Float32Array {
+  const out = d.scale.map(() => 7); // written, not accumulated
+  be.sparseGemmDot(c.form, out, d.a, scale, d.x, d.rowPtr, d.cols, c.rows, c.n, c.k, d.w, c.wOff ?? 0);
   return out;
 }
 
@@ -77,13 +83,15 @@ describe("sparse kernels: js spec against a dense float64 reference", () => {
     const d = data(c, 1);
     const S = new Float64Array(c.rows * c.k); // dense S: x at the pattern's positions
     for (let t = 0; t < c.rows; t++) for (let e = d.rowPtr[t]!; e < d.rowPtr[t + 1]!; e++) S[t * c.k + d.cols[e]!] = d.x[t * c.k + d.cols[e]!]!;
-    const want = new Float64Array(c.rows * c.n);
+    const want = new Float64Array(c.rows * c.n), wantDot = new Float64Array(c.n);
     for (let t = 0; t < c.rows; t++) for (let i = 0; i < c.n; i++) {
       let s = 0;
       for (let j = 0; j < c.k; j++) s += S[t * c.k + j]! * opW(c, d, j, i);
-      want[t * c.n + i] = d.c0[t * c.n + i]! - 0.5 * s;
+      want[t * c.n + i] = d.c0[t * c.n + i]! - 0.5 * d.scale[i]! * s;
+      wantDot[i] = wantDot[i]! + d.a[t * c.n + i]! * d.scale[i]! * s;
     }
-    expectClose(runSparse(jsBackend, c, d, -0.5, true), want, "sparseGemm", { rtol: 1e-5, atol: 1e-6 });
+    expectClose(runSparse(jsBackend, c, d, -0.5, d.scale, true), want, "sparseGemm", { rtol: 1e-5, atol: 1e-6 });
+    expectClose(runDot(jsBackend, c, d, d.scale), wantDot, "sparseGemmDot", { rtol: 1e-5, atol: 1e-6 });
     const wantS = Float64Array.from(d.o0);
     for (let t = 0; t < c.rows; t++) for (let e = d.rowPtr[t]!; e < d.rowPtr[t + 1]!; e++) {
       let s = 0;
@@ -104,8 +112,14 @@ describe("native sparse kernels match the js spec", () => {
         const d = data(c, 2), label = `${isa} ${threads}t ${JSON.stringify(c)}`;
         // float32 sums of up to k terms of size ≤ 1 against the float64 spec
         const tol = { rtol: 1e-4, atol: 2e-6 * Math.sqrt(c.k) * Math.max(1, Math.sqrt(c.n)) };
-        for (const [alpha, acc] of [[1, false], [-1, true], [0.25, false]] as const) {
-          expectClose(runSparse(native, c, d, alpha, acc), runSparse(jsBackend, c, d, alpha, acc), `${label} sparseGemm α=${alpha} acc=${acc}`, tol);
+        for (const [alpha, scale, acc] of [[1, null, false], [-1, d.scale, true], [0.25, null, true], [-2, d.scale, false]] as const) {
+          expectClose(runSparse(native, c, d, alpha, scale, acc), runSparse(jsBackend, c, d, alpha, scale, acc),
+            `${label} sparseGemm α=${alpha} scale=${scale !== null} acc=${acc}`, tol);
+        }
+        // a sum over rows of the products: the tolerance grows with √rows
+        const dotTol = { rtol: 1e-4, atol: tol.atol * Math.sqrt(c.rows) };
+        for (const scale of [null, d.scale]) {
+          expectClose(runDot(native, c, d, scale), runDot(jsBackend, c, d, scale), `${label} sparseGemmDot scale=${scale !== null}`, dotTol);
         }
         for (const [scale, acc] of [[null, false], [d.scale, true], [d.scale, false]] as const) {
           expectClose(runSampled(native, c, d, scale, acc), runSampled(jsBackend, c, d, scale, acc), `${label} sampledGemm scale=${scale !== null} acc=${acc}`, tol);
@@ -118,7 +132,7 @@ describe("native sparse kernels match the js spec", () => {
     const c: Case = { form: "nt", rows: 2, n: 3, k: 4, p: 0.5 };
     const d = data(c, 3);
     const call = (rowPtr: Int32Array, cols: Int32Array, w = d.w) => () =>
-      native.sparseGemm("nt", new Float32Array(6), 1, d.x, rowPtr, cols, 2, 3, 4, w, 0, false);
+      native.sparseGemm("nt", new Float32Array(6), 1, null, d.x, rowPtr, cols, 2, 3, 4, w, 0, false);
     expect(call(Int32Array.of(0, 2, 3), Int32Array.of(1, 0, 2))).toThrow(/sparseGemm.*ascend/);
     expect(call(Int32Array.of(0, 1, 2), Int32Array.of(1, 4))).toThrow(/sparseGemm.*ascend/);
     expect(call(Int32Array.of(0, 1, 2), Int32Array.of(1, -1))).toThrow(/sparseGemm.*ascend/);
@@ -126,6 +140,10 @@ describe("native sparse kernels match the js spec", () => {
     expect(call(Int32Array.of(0, 1, 5), Int32Array.of(1, 2))).toThrow(/sparseGemm.*rowPtr/);
     expect(call(Int32Array.of(0, 1), Int32Array.of(1, 2))).toThrow(/sparseGemm.*rowPtr/);
     expect(call(Int32Array.of(0, 1, 2), Int32Array.of(1, 2), new Float32Array(11))).toThrow(/sparseGemm.*w has/);
+    expect(() => native.sparseGemmDot("nt", new Float32Array(2), d.a, null, d.x, Int32Array.of(0, 1, 2), Int32Array.of(1, 2), 2, 3, 4, d.w, 0))
+      .toThrow(/sparseGemmDot.*out has/);
+    expect(() => native.sparseGemm("nt", new Float32Array(6), 1, new Float32Array(2), d.x, Int32Array.of(0, 1, 2), Int32Array.of(1, 2), 2, 3, 4, d.w, 0, false))
+      .toThrow(/sparseGemm.*scale has/);
     expect(() => native.sampledGemm("nn", new Float32Array(1), d.a, null, Int32Array.of(0, 1, 2), Int32Array.of(1, 2), 2, 3, 4, d.w, 0, false))
       .toThrow(/sampledGemm.*out has/);
     expect(() => native.sampledGemm("nn", new Float32Array(2), d.a, new Float32Array(2), Int32Array.of(0, 1, 2), Int32Array.of(1, 2), 2, 3, 4, d.w, 0, false))
