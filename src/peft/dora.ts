@@ -45,7 +45,7 @@ import {
 } from "../tensor/index.js";
 import type { FusedOperands } from "./layer.js";
 import { type Nf4Weight, nf4TimesT } from "../quant/index.js";
-import { dropInput, gemm, lowRankInput, scaleInPlace, subtractAtDrops, zeroDropped, type Drops } from "./flat.js";
+import { dropInput, gemm, lowRankGradA, lowRankInput, scaleInPlace, subtractAtDrops, zeroDropped, type Drops } from "./flat.js";
 import { getBackend } from "../backend/index.js";
 
 /**
@@ -255,21 +255,23 @@ export function doraLinear(x: Tensor, fo: FusedOperands, A: Tensor, B: Tensor, m
   const baseForm = fifo ? "nn" : "nt";
   const { u, drops } = lowRankInput(xf, Af, T, inF, r, s, dropout); // u = s·x̃Aᵀ [T, r]
   const y = new Float32Array(T * outF);
-  gemm(baseForm, T, outF, inF, xf, Wf, y, false, 0, wOff);  // x Wᵀ
+  gemm(baseForm, T, outF, inF, xf, Wf, y, false, 0, wOff);  // P = x Wᵀ
+  const Bc = new Float32Array(outF * r);                     // c ⊙ B (rows), so u·Bcᵀ = c ⊙ uBᵀ, g·Bc = (g ⊙ c)·B
+  for (let i = 0; i < outF; i++) for (let k = 0; k < r; k++) Bc[i * r + k] = Bf[i * r + k]! * c[i]!;
+  const sparse = drops !== null && drops.sparse, keep = drops ? drops.keep : 1;
+  // sparse dropout: y = a ⊙ P − keep·(c − 1) ⊙ (S·Wᵀ) + c ⊙ uBᵀ + b with a = 1 + keep·(c − 1), S = x at the drops
+  // (expanding zl = keep·(P − S·Wᵀ) + uBᵀ); p = 0 is the same with keep = 1 and no S: a = c
+  const aCol = new Float32Array(outF), cm1 = new Float32Array(outF);
+  for (let i = 0; i < outF; i++) { aCol[i] = keep * c[i]! + (1 - keep); cm1[i] = c[i]! - 1; }
   let zl: Float32Array | null = null;
-  if (drops === null) {
-    gemm("nt", T, outF, r, u, Bf, y, true);                  // z = xWᵀ + uBᵀ
-    be.columnScale(y, y, c, 0, bf, T, outF);                 // y = c ⊙ z + b, in place
+  if (drops === null || sparse) {
+    be.columnScale(y, y, aCol, 0, bf, T, outF);              // a ⊙ P + b, in place
+    if (drops) be.sparseGemm(baseForm, y, -keep, cm1, xf, drops.rowPtr, drops.cols, T, outF, inF, Wf, wOff, true);
+    gemm("nt", T, outF, r, u, Bc, y, true);                  // + c ⊙ uBᵀ
   } else {
-    zl = new Float32Array(T * outF);
-    if (drops.sparse) {
-      // x̃Wᵀ = keep·(xWᵀ − S·Wᵀ), S = x at the dropped positions: the base GEMM's output and a sparse product
-      be.columnScale(zl, y, new Float32Array(outF), drops.keep, null, T, outF);        // keep·xWᵀ
-      be.sparseGemm(baseForm, zl, -drops.keep, xf, drops.rowPtr, drops.cols, T, outF, inF, Wf, wOff, true);
-    } else {
-      gemm(baseForm, T, outF, inF, dropInput(new Float32Array(xf.length), xf, drops, T, inF), Wf, zl, false, 0, wOff); // x̃Wᵀ
-    }
-    gemm("nt", T, outF, r, u, Bf, zl, true);                 // zl = x̃Wᵀ + uBᵀ
+    zl = new Float32Array(T * outF);                         // dense dropout: zl = x̃Wᵀ + uBᵀ, saved for dm
+    gemm(baseForm, T, outF, inF, dropInput(new Float32Array(xf.length), xf, drops, T, inF), Wf, zl, false, 0, wOff);
+    gemm("nt", T, outF, r, u, Bf, zl, true);
     for (let t = 0, o = 0; t < T; t++) {
       for (let i = 0; i < outF; i++, o++) y[o] = y[o]! + (c[i]! - 1) * zl[o]! + (bf ? bf[i]! : 0);
     }
@@ -278,37 +280,42 @@ export function doraLinear(x: Tensor, fo: FusedOperands, A: Tensor, B: Tensor, m
   const out = new Tensor(y, [...x.shape.slice(0, -1), outF]);
   return record(out, "dora_linear", [x, A, B, m], (grad, need) => {
     const g = grad.f32();
+    let gu: Float32Array | null = null;                      // gᵀ·u [out, r]: dB, and Σ_t g ⊙ uBᵀ for dm
+    if (need[2] || (need[3] && drops)) {
+      gu = new Float32Array(outF * r);
+      gemm("tn", outF, r, T, g, u, gu, false);
+    }
     let dm: Tensor | null = null;
     if (need[3]) {
-      const acc = new Float32Array(outF);                    // Σ_t g_ti·z_ti (z read from zl, or y − b)
-      be.columnDot(acc, g, zl ?? y, zl ? null : bf, T, outF);
+      // dm_i = Σ_t g_ti·zl_ti / n_i, zl = x̃Wᵀ + uBᵀ. Read back from y − b = a ⊙ P − keep·(c − 1) ⊙ SW + c ⊙ L
+      // (SW = S·Wᵀ, L = uBᵀ): Σ g·zl = (keep·Σ g·(y − b) − keep·Σ g·SW + (1 − keep)·Σ g·L) / a, so nothing
+      // [T, out] is saved besides y; p = 0: Σ g·(y − b) / c. Rows with |a| too small to read back recompute.
+      const sy = new Float32Array(outF);
+      be.columnDot(sy, g, zl ?? y, zl ? null : bf, T, outF);
+      const sw = new Float32Array(outF);
+      if (sparse) be.sparseGemmDot(baseForm, sw, g, null, xf, drops!.rowPtr, drops!.cols, T, outF, inF, Wf, wOff);
       const d = new Float32Array(outF);
       for (let i = 0; i < outF; i++) {
-        if (zl) { d[i] = acc[i]! / n[i]!; continue; }
-        // Σ g·(y − b) = c·Σ g·z, and c·n = m: divide by m unless c is too small to read z back from y
-        d[i] = Math.abs(c[i]!) >= SCALE_READBACK_MIN ? acc[i]! / (c[i]! * n[i]!) : rowDot(g, xf, Wf, wOff, fifo, u, Bf, i, T, inF, outF, r) / n[i]!;
+        if (zl) { d[i] = sy[i]! / n[i]!; continue; }
+        if (Math.abs(aCol[i]!) < SCALE_READBACK_MIN) { d[i] = rowDot(g, xf, Wf, wOff, fifo, u, Bf, i, T, inF, outF, r, drops) / n[i]!; continue; }
+        if (!drops) { d[i] = sy[i]! / (c[i]! * n[i]!); continue; } // c·n = m
+        let sl = 0;
+        for (let k = 0; k < r; k++) sl += Bf[i * r + k]! * gu![i * r + k]!;
+        d[i] = (keep * sy[i]! - keep * sw[i]! + (1 - keep) * sl) / (aCol[i]! * n[i]!);
       }
       dm = new Tensor(d, m.shape);
     }
     let dx: Tensor | null = null, dA: Tensor | null = null, dB: Tensor | null = null;
     if (need[2]) {
-      const d = new Float32Array(outF * r);
-      gemm("tn", outF, r, T, g, u, d, false);                // gᵀ·u [out, r], then rows · c = (g ⊙ c)ᵀ·u
+      const d = gu!;                                         // rows · c: (g ⊙ c)ᵀ·u
       for (let i = 0; i < outF; i++) for (let k = 0; k < r; k++) d[i * r + k] = d[i * r + k]! * c[i]!;
       dB = new Tensor(d, B.shape);
     }
     if (need[0] || need[1]) {
-      const Bc = new Float32Array(outF * r);                 // c ⊙ B (rows), so g·Bc = (g ⊙ c)·B
-      for (let i = 0; i < outF; i++) for (let k = 0; k < r; k++) Bc[i * r + k] = Bf[i * r + k]! * c[i]!;
       const vs = new Float32Array(T * r);
       gemm("nn", T, r, outF, g, Bc, vs, false);              // (g ⊙ c)·B [T, r]
       scaleInPlace(vs, s);
-      if (need[1]) {
-        const xdb = drops ? dropInput(new Float32Array(xf.length), xf, drops, T, inF) : xf;
-        const d = new Float32Array(r * inF);
-        gemm("tn", r, inF, T, vs, xdb, d, false);            // (s·gc·B)ᵀ·x̃ [r, in]
-        dA = new Tensor(d, A.shape);
-      }
+      if (need[1]) dA = new Tensor(lowRankGradA(vs, xf, drops, T, inF, r), A.shape); // (s·gc·B)ᵀ·x̃ [r, in]
       if (need[0]) dx = new Tensor(doraDx(g, c, Wf, wOff, fifo, vs, Af, drops, T, inF, outF, r), x.shape);
     }
     return [dx, dA, dB, dm];
@@ -372,13 +379,23 @@ function doraDx(g: Float32Array, c: Float32Array, Wf: Float32Array, wOff: number
   return dx;
 }
 
-/** Σ_t g_ti·z_ti with z_i = x·W_iᵀ + u·B_iᵀ recomputed for one output row (the c ≈ 0 fallback). */
+/**
+ * Σ_t g_ti·z_ti with z_i = x̃·W_iᵀ + u·B_iᵀ recomputed for one output row (the fallback where z cannot be read back
+ * from y); x̃ = x without dropout, keep·x off the drops with it.
+ */
 function rowDot(g: Float32Array, x: Float32Array, W: Float32Array, wOff: number, fifo: boolean, u: Float32Array,
-  B: Float32Array, i: number, T: number, inF: number, outF: number, r: number): number {
+  B: Float32Array, i: number, T: number, inF: number, outF: number, r: number, drops: Drops | null): number {
   let acc = 0;
   for (let t = 0; t < T; t++) {
     let z = 0;
     for (let j = 0; j < inF; j++) z += x[t * inF + j]! * W[wOff + (fifo ? j * outF + i : i * inF + j)]!;
+    if (drops) {
+      for (let e = drops.rowPtr[t]!; e < drops.rowPtr[t + 1]!; e++) {
+        const j = drops.cols[e]!;
+        z -= x[t * inF + j]! * W[wOff + (fifo ? j * outF + i : i * inF + j)]!;
+      }
+      z *= drops.keep;
+    }
     for (let k = 0; k < r; k++) z += u[t * r + k]! * B[i * r + k]!;
     acc += g[t * outF + i]! * z;
   }

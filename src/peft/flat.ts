@@ -88,7 +88,31 @@ export function lowRankInput(xf: Float32Array, Af: Float32Array, T: number, inF:
     return { u, drops };
   }
   gemm("nt", T, r, inF, xf, Af, u, false);                                     // x·Aᵀ
-  if (drops) getBackend().sparseGemm("nt", u, -1, xf, drops.rowPtr, drops.cols, T, r, inF, Af, 0, true); // − S·Aᵀ
+  if (drops) getBackend().sparseGemm("nt", u, -1, null, xf, drops.rowPtr, drops.cols, T, r, inF, Af, 0, true); // − S·Aᵀ
   scaleInPlace(u, drops ? s * drops.keep : s);
   return { u, drops };
+}
+
+/**
+ * dA = vsᵀ·x̃ [r, in] for vs [T, r] (the A-gradient of a fused adapter op, before any scaling of vs). Sparse path:
+ * keep·(vsᵀ·x − C) with C[:, j] = Σ over the drops (t, j) of x_tj·vs_t (no x̃ is built); dense path: the GEMM on x̃.
+ */
+export function lowRankGradA(vs: Float32Array, xf: Float32Array, drops: Drops | null, T: number, inF: number, r: number): Float32Array {
+  const d = new Float32Array(r * inF);
+  if (drops && !drops.sparse) {
+    gemm("tn", r, inF, T, vs, dropInput(new Float32Array(xf.length), xf, drops, T, inF), d, false);
+    return d;
+  }
+  gemm("tn", r, inF, T, vs, xf, d, false);                     // vsᵀ·x
+  if (!drops) return d;
+  const { rowPtr, cols, keep } = drops;
+  const corr = new Float64Array(inF * r);                      // Cᵀ [in, r]
+  for (let t = 0; t < T; t++) {
+    for (let e = rowPtr[t]!; e < rowPtr[t + 1]!; e++) {
+      const j = cols[e]!, xv = xf[t * inF + j]!;
+      for (let k = 0, q = j * r, v = t * r; k < r; k++) corr[q + k] = corr[q + k]! + xv * vs[v + k]!;
+    }
+  }
+  for (let k = 0; k < r; k++) for (let j = 0; j < inF; j++) d[k * inF + j] = keep * (d[k * inF + j]! - corr[j * r + k]!);
+  return d;
 }

@@ -18,7 +18,11 @@ class GenericLoraLinear extends LoraLinear {
   override fusedOperands(): FusedOperands | null { return null; }
 }
 
-interface Case { dora: boolean; fifo: boolean; bias: boolean; p: number; zeroRow: boolean; sparse?: boolean; size?: [number, number, number] }
+interface Case {
+  dora: boolean; fifo: boolean; bias: boolean; p: number; zeroRow: boolean; sparse?: boolean; size?: [number, number, number];
+  /** one row with m/n = p, where y carries no trace of x̃Wᵀ (1 + (m/n − 1)/(1 − p) = 0): dm recomputed */
+  blindRow?: boolean;
+}
 
 function run(c: Case, generic: boolean): Tensor[] {
   const rng = new Rng(7);
@@ -32,6 +36,7 @@ function run(c: Case, generic: boolean): Tensor[] {
     const mf = a.magnitude.data as Float32Array;
     for (let i = 0; i < mf.length; i++) mf[i] = mf[i]! * (0.4 + (i % 7) / 5);
     if (c.zeroRow) mf[2] = 0;
+    if (c.blindRow) mf[3] = mf[3]! / (0.4 + 3 / 5) * c.p;
     a.magnitude.version++;
   }
   const x = randn([2, seq, inF], new Rng(9)).requiresGrad_();
@@ -50,6 +55,7 @@ for (const dora of [false, true]) for (const fifo of [false, true]) {
   cases.push({ dora, fifo, bias: true, p: 0.1, zeroRow: false, sparse: true, size: [70, 130, 19] });
 }
 cases.push({ dora: true, fifo: false, bias: true, p: 0.3, zeroRow: false, sparse: false, size: [70, 130, 19] });
+for (const fifo of [false, true]) cases.push({ dora: true, fifo, bias: true, p: 0.3, zeroRow: false, sparse: true, blindRow: true });
 cases.push({ dora: true, fifo: false, bias: true, p: 0, zeroRow: true });
 
 describe("fused adapter ops match the generic graph", () => {

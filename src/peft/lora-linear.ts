@@ -9,7 +9,7 @@ import { Conv1D, Linear, Linear4bit, Module } from "../nn/index.js";
 import { dequantizeNf4 } from "../quant/index.js";
 import type { DoraOperands } from "./dora.js";
 import { LoraLayer, type FusedOperands, type LoraAdapter } from "./layer.js";
-import { dropInput, gemm, lowRankInput, scaleInPlace, subtractAtDrops, zeroDropped } from "./flat.js";
+import { gemm, lowRankGradA, lowRankInput, scaleInPlace, subtractAtDrops, zeroDropped } from "./flat.js";
 import { getBackend } from "../backend/index.js";
 
 let warnedMerge4bit = false;
@@ -133,12 +133,7 @@ export function loraLinear(x: Tensor, fo: FusedOperands, A: Tensor, B: Tensor, s
       const vs = new Float32Array(T * r);
       gemm("nn", T, r, outF, g, Bf, vs, false);             // g·B [T, r]
       scaleInPlace(vs, s);
-      if (need[1]) {
-        const xdb = drops ? dropInput(new Float32Array(xf.length), xf, drops, T, inF) : xf;
-        const d = new Float32Array(r * inF);
-        gemm("tn", r, inF, T, vs, xdb, d, false);           // (s·gB)ᵀ·x̃ [r, in]
-        dA = new Tensor(d, A.shape);
-      }
+      if (need[1]) dA = new Tensor(lowRankGradA(vs, xf, drops, T, inF, r), A.shape); // (s·gB)ᵀ·x̃ [r, in]
       if (need[0]) {
         const d = new Float32Array(T * inF);
         gemm(fifo ? "nt" : "nn", T, inF, outF, g, Wf, d, false, 0, wOff); // g·W
