@@ -106,7 +106,8 @@ void spmm_range(const SparseArgs& A, const float* vals, int64_t b0, int64_t b1, 
       for (int64_t t = t0; t < t1; t++) {
         int64_t e = cur[t - t0];
         const int64_t e0 = e, end = A.row_ptr[t + 1];
-        while (e < end && A.cols[e] < j1) e++;
+        if (j1 >= A.k) e = end;  // the last input block takes the rest of the row
+        else while (e < end && A.cols[e] < j1) e++;
         cur[t - t0] = static_cast<int32_t>(e);
         float* cr = A.g ? nullptr : A.c + t * A.n + i0;
         if (e == e0) {
@@ -143,7 +144,8 @@ void sddmm_range(const SparseArgs& A, int64_t b0, int64_t b1, int64_t t0, int64_
       for (int64_t t = t0; t < t1; t++) {
         int64_t e = cur[t - t0];
         const int64_t e0 = e, end = A.row_ptr[t + 1];
-        while (e < end && A.cols[e] < j1) e++;
+        if (j1 >= A.k) e = end;  // the last input block takes the rest of the row
+        else while (e < end && A.cols[e] < j1) e++;
         cur[t - t0] = static_cast<int32_t>(e);
         if (e == e0) continue;
         const float* ab = A.x + t * A.n + i0;

@@ -32,7 +32,7 @@ const gemm = cpu(() => be.gemm("nt", T, D, D, x, 0, D, 0, w, 0, D, 0, c, 0, D, 0
 console.log(`backend ${be.name}; ${T}×${D} · ${D}×${D}ᵀ GEMM: ${gemm.toFixed(1)} ms (min of ${REPS})`);
 console.log("| p | drops | mask draw ms | sparseGemm nt ms | sampledGemm nt ms | sparseGemm nn ms | sampledGemm nn ms | (sparse+sampled nt) / GEMM |");
 console.log("|---|---|---|---|---|---|---|---|");
-for (const p of [0.01, 0.05, 0.1, 0.2, 0.3, 0.5]) {
+for (const p of (process.env.PS ?? "0.01,0.05,0.1,0.2,0.3,0.5").split(",").map(Number)) {
   let d = drawDrops(T, D, p, new Rng(3));
   const draw = cpu(() => { d = drawDrops(T, D, p, new Rng(3)); });
   const { rowPtr, cols } = d;

@@ -22,7 +22,7 @@ export function gemm(form: GemmForm, m: number, n: number, k: number, a: Float32
  * Up to this dropout rate the fused ops correct the un-dropped products sparsely (cost ∝ p); above it they run
  * their products on x̃ densely. Measured crossover: bench/dora-layer/README.md.
  */
-export const dropoutTuning = { sparseMaxP: 0.2 };
+export const dropoutTuning = { sparseMaxP: 0.15 };
 
 /**
  * The dropped elements of an input [T, inF] (row-major), as CSR rows: token t's dropped columns are
