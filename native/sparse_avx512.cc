@@ -46,19 +46,38 @@ inline void spmm_token(const float* vals, const int32_t* cols, int64_t e0, int64
   _mm512_store_ps(acc + 48, _mm512_add_ps(a3, b3));
 }
 
-// out[e] += Σ_{i<64} ab[i] · P[(cols[e] − j0)·64 + i]
+// Σ_{i<64} ab[i]·p[i] as a 16-lane vector (v0..v3 = ab)
+inline __m512 dot64(__m512 v0, __m512 v1, __m512 v2, __m512 v3, const float* p) {
+  __m512 s = _mm512_mul_ps(v0, _mm512_load_ps(p));
+  __m512 t = _mm512_mul_ps(v1, _mm512_load_ps(p + 16));
+  s = _mm512_fmadd_ps(v2, _mm512_load_ps(p + 32), s);
+  t = _mm512_fmadd_ps(v3, _mm512_load_ps(p + 48), t);
+  return _mm512_add_ps(s, t);
+}
+
+// out[e] += Σ_{i<64} ab[i] · P[(cols[e] − j0)·64 + i]. Four entries share one horizontal reduction: their 16-lane
+// partial sums are folded together (256-bit halves, then 128-bit lanes, then within lanes) into one 128-bit vector.
 inline void sddmm_token(const float* ab, const int32_t* cols, int64_t e0, int64_t e1, const float* P, int64_t j0,
                         float* out) {
   const __m512 v0 = _mm512_loadu_ps(ab), v1 = _mm512_loadu_ps(ab + 16), v2 = _mm512_loadu_ps(ab + 32),
                v3 = _mm512_loadu_ps(ab + 48);
-  for (int64_t e = e0; e < e1; e++) {
-    const float* p = P + (cols[e] - j0) * 64;
-    __m512 s = _mm512_mul_ps(v0, _mm512_load_ps(p));
-    __m512 t = _mm512_mul_ps(v1, _mm512_load_ps(p + 16));
-    s = _mm512_fmadd_ps(v2, _mm512_load_ps(p + 32), s);
-    t = _mm512_fmadd_ps(v3, _mm512_load_ps(p + 48), t);
-    out[e] += _mm512_reduce_add_ps(_mm512_add_ps(s, t));
+  int64_t e = e0;
+  for (; e + 3 < e1; e += 4) {
+    const __m512 a = dot64(v0, v1, v2, v3, P + (cols[e] - j0) * 64);
+    const __m512 b = dot64(v0, v1, v2, v3, P + (cols[e + 1] - j0) * 64);
+    const __m512 c = dot64(v0, v1, v2, v3, P + (cols[e + 2] - j0) * 64);
+    const __m512 d = dot64(v0, v1, v2, v3, P + (cols[e + 3] - j0) * 64);
+    // [a.lo + a.hi | b.lo + b.hi] and [c.lo + c.hi | d.lo + d.hi] (256-bit halves)
+    const __m512 ab2 = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xEE));
+    const __m512 cd2 = _mm512_add_ps(_mm512_shuffle_f32x4(c, d, 0x44), _mm512_shuffle_f32x4(c, d, 0xEE));
+    // 128-bit lane q holds 4 partial sums of entry q
+    __m512 q = _mm512_add_ps(_mm512_shuffle_f32x4(ab2, cd2, 0x88), _mm512_shuffle_f32x4(ab2, cd2, 0xDD));
+    q = _mm512_add_ps(q, _mm512_permute_ps(q, 0x4E));  // swap 64-bit pairs within each 128-bit lane
+    q = _mm512_add_ps(q, _mm512_permute_ps(q, 0xB1));  // swap neighbours: element 4q holds entry q's sum
+    const __m128 sums = _mm512_castps512_ps128(_mm512_permutexvar_ps(_mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12, 8, 4, 0), q));
+    _mm_storeu_ps(out + e, _mm_add_ps(_mm_loadu_ps(out + e), sums));
   }
+  for (; e < e1; e++) out[e] += _mm512_reduce_add_ps(dot64(v0, v1, v2, v3, P + (cols[e] - j0) * 64));
 }
 
 }  // namespace sp_avx512
