@@ -193,21 +193,22 @@ int tasks_for(const SparseArgs& A, int64_t nblk) {
   return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>({by_work, A.rows, num_threads()})));
 }
 
-// The entries' values gathered once (x is read at random places; every column block walks them again).
-std::vector<float> gather_values(const SparseArgs& A) {
+// The entries' values gathered once (x is read at random places; every column block walks them again), into the
+// calling thread's buffer, kept between calls like the panels.
+const float* gather_values(const SparseArgs& A) {
   const int64_t base = A.row_ptr[0], nnz = A.row_ptr[A.rows] - base;
-  std::vector<float> v(static_cast<size_t>(std::max<int64_t>(nnz, 1)));
+  thread_local std::vector<float> v;
+  if (static_cast<int64_t>(v.size()) < nnz) v.resize(static_cast<size_t>(nnz));
   for (int64_t t = 0; t < A.rows; t++)
     for (int64_t e = A.row_ptr[t]; e < A.row_ptr[t + 1]; e++) v[static_cast<size_t>(e - base)] = A.x[t * A.k + A.cols[e]];
-  return v;
+  return v.data() - base;
 }
 
 void sparse_gemm(const SparseArgs& A) {
   if (A.rows <= 0 || A.n <= 0) return;
   const int64_t nblk = (A.n + NB - 1) / NB;
   const int tasks = tasks_for(A, nblk);
-  const std::vector<float> v = gather_values(A);
-  Ctx c{&A, nblk, nblk >= tasks, nullptr, v.data() - A.row_ptr[0], nullptr, 0};
+  Ctx c{&A, nblk, nblk >= tasks, nullptr, gather_values(A), nullptr, 0};
   parallel_run(tasks, spmm_task, &c);
 }
 
@@ -225,8 +226,7 @@ void sparse_gemm_dot(const SparseArgs& A) {
       part[t].assign(static_cast<size_t>(A.n), 0.0);
       dots[t + 1] = part[t].data();
     }
-    const std::vector<float> v = gather_values(A);
-    Ctx c{&A, nblk, by_cols, nullptr, v.data() - A.row_ptr[0], dots.data(), 0};
+    Ctx c{&A, nblk, by_cols, nullptr, gather_values(A), dots.data(), 0};
     parallel_run(tasks, spmm_task, &c);
     for (const auto& p : part)
       for (int64_t i = 0; i < A.n; i++) sum[static_cast<size_t>(i)] += p[static_cast<size_t>(i)];
