@@ -412,7 +412,7 @@ napi_value ColumnDot(napi_env env, napi_callback_info info) {
 
 // sparseGemm(form, c, alpha, scale|null, x, rowPtr, cols, rows, n, k, w, wOff, accumulate)
 // sparseGemmDot(form, out, g, scale|null, x, rowPtr, cols, rows, n, k, w, wOff)
-// sampledGemm(form, out, a, scale|null, rowPtr, cols, rows, n, k, w, wOff, accumulate); form 0 nn, 1 nt
+// sampledGemm(form, out, a, scale|null, rowPtr, cols, rows, n, k, w, wOff, accumulate, dot|null, x|null); form 0 nn, 1 nt
 napi_value SparseGemm(napi_env env, napi_callback_info info) {
   Args a(env, info, 13);
   dora::SparseArgs s{};
@@ -457,7 +457,7 @@ napi_value SparseGemmDot(napi_env env, napi_callback_info info) {
 }
 
 napi_value SampledGemm(napi_env env, napi_callback_info info) {
-  Args a(env, info, 12);
+  Args a(env, info, 14);
   dora::SparseArgs s{};
   s.form = a.i64(0) == 1 ? dora::kNT : dora::kNN;
   s.c = a.f32(1);
@@ -471,7 +471,13 @@ napi_value SampledGemm(napi_env env, napi_callback_info info) {
   const float* w = a.f32(9);
   const int64_t wOff = a.i64(10);
   s.accumulate = a.flag(11);
+  s.dot = a.f32(12, true);
+  s.vx = a.f32(13, true);
   if (!a.ok) return nullptr;
+  if (s.dot && !s.vx) {
+    fail(env, "dora_native.sampledGemm: dot needs x");
+    return nullptr;
+  }
   s.w = w + wOff;
   dora::sparse().sampled_gemm(s);
   return nullptr;

@@ -21,7 +21,10 @@ struct SparseArgs {
   const float* scale;      // per-i factor of op(W) or nullptr
   const float* g;          // sparse_gemm_dot: g [rows, n] (nullptr otherwise)
   const float* w;          // W (offset applied)
-  float* c;                // sparse_gemm: C [rows, n]; sampled_gemm: out, one float per entry; sparse_gemm_dot: out [n]
+  float* c;                // sparse_gemm: C [rows, n]; sampled_gemm: out, one float per entry (or nullptr when only
+                           // the dot is wanted); sparse_gemm_dot: out [n]
+  float* dot;              // sampled_gemm: the fused column dot's output [n] (written), or nullptr
+  const float* vx;         // sampled_gemm with dot: the S values' dense carrier [rows, k]
   float alpha;             // sparse_gemm only
   bool accumulate;
 };

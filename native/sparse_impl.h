@@ -128,19 +128,24 @@ void spmm_range(const SparseArgs& A, const float* vals, int64_t b0, int64_t b1, 
   }
 }
 
-// sampled_gemm over column blocks [b0, b1) and tokens [t0, t1), adding into out[e − base]
-void sddmm_range(const SparseArgs& A, int64_t b0, int64_t b1, int64_t t0, int64_t t1, float* out, int64_t base) {
+// sampled_gemm over column blocks [b0, b1) and tokens [t0, t1), adding into out[e − base]. With dot set (the fused
+// column dot, A.dot): the panel stays unscaled (the scale goes on the token's a values instead) and the same panel
+// rows also give (S·op(W))[t, block], so dot[i] += a[t, i]·(S·op(W))[t, i] (vals[e] = the S values).
+void sddmm_range(const SparseArgs& A, int64_t b0, int64_t b1, int64_t t0, int64_t t1, float* out, int64_t base,
+                 const float* vals, double* dot) {
   if (b0 >= b1 || t0 >= t1) return;
   float* P = panel_buffer(NB * std::max<int64_t>(1, std::min(KB, A.k)));
   alignas(64) float pad[NB];
+  alignas(64) float acc[NB];
   std::vector<int32_t> cur(static_cast<size_t>(t1 - t0));
-  float* o = out - base;
+  float* o = out ? out - base : nullptr;
+  const bool fused = dot != nullptr;
   for (int64_t b = b0; b < b1; b++) {
     const int64_t i0 = b * NB, nb = std::min(NB, A.n - i0);
     for (int64_t t = t0; t < t1; t++) cur[t - t0] = A.row_ptr[t];
     for (int64_t j0 = 0; j0 < A.k; j0 += KB) {
       const int64_t kb = std::min(KB, A.k - j0), j1 = j0 + kb;
-      pack(A, i0, nb, j0, kb, A.scale, P);
+      pack(A, i0, nb, j0, kb, fused ? nullptr : A.scale, P);
       for (int64_t t = t0; t < t1; t++) {
         int64_t e = cur[t - t0];
         const int64_t e0 = e, end = A.row_ptr[t + 1];
@@ -148,12 +153,18 @@ void sddmm_range(const SparseArgs& A, int64_t b0, int64_t b1, int64_t t0, int64_
         else while (e < end && A.cols[e] < j1) e++;
         cur[t - t0] = static_cast<int32_t>(e);
         if (e == e0) continue;
-        const float* ab = A.x + t * A.n + i0;
-        if (nb < NB) {
-          for (int64_t i = 0; i < NB; i++) pad[i] = i < nb ? ab[i] : 0.0f;
+        const float* a0 = A.x + t * A.n + i0;
+        const float* ab = a0;
+        const bool scale_a = fused && A.scale;
+        if (nb < NB || scale_a) {
+          for (int64_t i = 0; i < NB; i++) pad[i] = i < nb ? (scale_a ? a0[i] * A.scale[i0 + i] : a0[i]) : 0.0f;
           ab = pad;
         }
-        sddmm_token(ab, A.cols, e0, e, P, j0, o);
+        if (out) sddmm_token(ab, A.cols, e0, e, P, j0, o);
+        if (fused) {
+          spmm_token(vals, A.cols, e0, e, P, j0, acc);
+          for (int64_t i = 0; i < nb; i++) dot[i0 + i] += static_cast<double>(a0[i]) * acc[i];
+        }
       }
     }
   }
@@ -180,8 +191,9 @@ void spmm_task(void* p, int t, int nt) {
 void sddmm_task(void* p, int t, int nt) {
   const Ctx* c = static_cast<const Ctx*>(p);
   const SparseArgs& A = *c->a;
-  if (c->by_cols) sddmm_range(A, c->nblk * t / nt, c->nblk * (t + 1) / nt, 0, A.rows, c->outs[t], c->base);
-  else sddmm_range(A, 0, c->nblk, A.rows * t / nt, A.rows * (t + 1) / nt, c->outs[0], c->base);
+  double* dot = c->dots ? c->dots[c->by_cols ? 0 : t] : nullptr;
+  if (c->by_cols) sddmm_range(A, c->nblk * t / nt, c->nblk * (t + 1) / nt, 0, A.rows, c->outs[t], c->base, c->vals, dot);
+  else sddmm_range(A, 0, c->nblk, A.rows * t / nt, A.rows * (t + 1) / nt, c->outs[0], c->base, c->vals, dot);
 }
 
 // Tasks: one per thread once the work (entries × n, plus the packing n × k) is worth a hand-off.
@@ -195,12 +207,12 @@ int tasks_for(const SparseArgs& A, int64_t nblk) {
 
 // The entries' values gathered once (x is read at random places; every column block walks them again), into the
 // calling thread's buffer, kept between calls like the panels.
-const float* gather_values(const SparseArgs& A) {
+const float* gather_values(const SparseArgs& A, const float* x) {
   const int64_t base = A.row_ptr[0], nnz = A.row_ptr[A.rows] - base;
   thread_local std::vector<float> v;
   if (static_cast<int64_t>(v.size()) < nnz) v.resize(static_cast<size_t>(nnz));
   for (int64_t t = 0; t < A.rows; t++)
-    for (int64_t e = A.row_ptr[t]; e < A.row_ptr[t + 1]; e++) v[static_cast<size_t>(e - base)] = A.x[t * A.k + A.cols[e]];
+    for (int64_t e = A.row_ptr[t]; e < A.row_ptr[t + 1]; e++) v[static_cast<size_t>(e - base)] = x[t * A.k + A.cols[e]];
   return v.data() - base;
 }
 
@@ -208,7 +220,7 @@ void sparse_gemm(const SparseArgs& A) {
   if (A.rows <= 0 || A.n <= 0) return;
   const int64_t nblk = (A.n + NB - 1) / NB;
   const int tasks = tasks_for(A, nblk);
-  Ctx c{&A, nblk, nblk >= tasks, nullptr, gather_values(A), nullptr, 0};
+  Ctx c{&A, nblk, nblk >= tasks, nullptr, gather_values(A, A.x), nullptr, 0};
   parallel_run(tasks, spmm_task, &c);
 }
 
@@ -226,7 +238,7 @@ void sparse_gemm_dot(const SparseArgs& A) {
       part[t].assign(static_cast<size_t>(A.n), 0.0);
       dots[t + 1] = part[t].data();
     }
-    Ctx c{&A, nblk, by_cols, nullptr, gather_values(A), dots.data(), 0};
+    Ctx c{&A, nblk, by_cols, nullptr, gather_values(A, A.x), dots.data(), 0};
     parallel_run(tasks, spmm_task, &c);
     for (const auto& p : part)
       for (int64_t i = 0; i < A.n; i++) sum[static_cast<size_t>(i)] += p[static_cast<size_t>(i)];
@@ -235,25 +247,40 @@ void sparse_gemm_dot(const SparseArgs& A) {
 }
 
 void sampled_gemm(const SparseArgs& A) {
+  if (A.dot)
+    for (int64_t i = 0; i < A.n; i++) A.dot[i] = 0.0f;
   if (A.rows <= 0) return;
   const int64_t base = A.row_ptr[0], nnz = A.row_ptr[A.rows] - base;
   if (nnz <= 0) return;
-  if (!A.accumulate) std::memset(A.c + base, 0, static_cast<size_t>(nnz) * sizeof(float));
+  if (A.c && !A.accumulate) std::memset(A.c + base, 0, static_cast<size_t>(nnz) * sizeof(float));
   if (A.n <= 0 || A.k <= 0) return;
   const int64_t nblk = (A.n + NB - 1) / NB;
   const int tasks = tasks_for(A, nblk);
   const bool by_cols = tasks > 1 && nblk >= tasks;
-  std::vector<std::vector<float>> partial(by_cols ? static_cast<size_t>(tasks - 1) : 0);
-  std::vector<float*> outs(static_cast<size_t>(tasks), A.c + base);
+  std::vector<std::vector<float>> partial(by_cols && A.c ? static_cast<size_t>(tasks - 1) : 0);
+  std::vector<float*> outs(static_cast<size_t>(tasks), A.c ? A.c + base : nullptr);
   for (size_t t = 0; t < partial.size(); t++) {
     partial[t].assign(static_cast<size_t>(nnz), 0.0f);
     outs[t + 1] = partial[t].data();
   }
-  Ctx c{&A, nblk, by_cols, outs.data(), nullptr, nullptr, base};
+  // the fused column dot: float64 sums, one shared array when tasks own column blocks, else one per task
+  std::vector<std::vector<double>> dsum(A.dot ? (by_cols ? 1 : static_cast<size_t>(tasks)) : 0);
+  std::vector<double*> dots(static_cast<size_t>(tasks), nullptr);
+  for (size_t t = 0; t < dsum.size(); t++) dsum[t].assign(static_cast<size_t>(A.n), 0.0);
+  for (size_t t = 0; t < dots.size() && !dsum.empty(); t++) dots[t] = dsum[by_cols ? 0 : t].data();
+  Ctx c{&A, nblk, by_cols, outs.data(), A.dot ? gather_values(A, A.vx) : nullptr, A.dot ? dots.data() : nullptr, base};
   parallel_run(tasks, sddmm_task, &c);
-  float* o = A.c + base;
-  for (const auto& p : partial)
-    for (int64_t e = 0; e < nnz; e++) o[e] += p[static_cast<size_t>(e)];
+  if (A.c) {
+    float* o = A.c + base;
+    for (const auto& p : partial)
+      for (int64_t e = 0; e < nnz; e++) o[e] += p[static_cast<size_t>(e)];
+  }
+  if (A.dot)
+    for (int64_t i = 0; i < A.n; i++) {
+      double d = 0.0;
+      for (const auto& p : dsum) d += p[static_cast<size_t>(i)];
+      A.dot[i] = static_cast<float>(d);
+    }
 }
 
 }  // namespace DORA_SP_NS

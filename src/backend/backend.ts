@@ -186,9 +186,13 @@ export interface Backend {
    * entry e of row t at column j = cols[e],
    *   out[e] (+)= Σ_{i<n} a[t·n + i] · (scale ? scale[i] : 1) · op(W)[j, i]
    * with a [rows, n] dense row-major and op(W) as in `sparseGemm` (the row t of a·diag(scale)·op(W)ᵀ, at column j).
+   * With `dot` (and x, the values' carrier as in `sparseGemm`) the same pass over op(W) also writes
+   *   dot[i] = Σ_t a[t·n + i] · (S · op(W))[t, i]          (sparseGemmDot with g = a and no scale)
+   * which DoRA's backward needs beside the sampled product (one walk over W's panels instead of two).
    */
   sampledGemm(form: "nn" | "nt", out: Float32Array, a: Float32Array, scale: Float32Array | null, rowPtr: Int32Array,
-    cols: Int32Array, rows: number, n: number, k: number, w: Float32Array, wOff: number, accumulate: boolean): void;
+    cols: Int32Array, rows: number, n: number, k: number, w: Float32Array, wOff: number, accumulate: boolean,
+    dot?: Float32Array | null, x?: Float32Array | null): void;
 
   /**
    * One AdamW step (torch.optim.AdamW semantics) on a flat parameter:

@@ -37,7 +37,11 @@ function rowProduct(acc: Float64Array, form: "nn" | "nt", scale: Float32Array | 
 
 export function sampledGemm(form: "nn" | "nt", out: Float32Array, a: Float32Array, scale: Float32Array | null,
   rowPtr: Int32Array, cols: Int32Array, rows: number, n: number, k: number, w: Float32Array, wOff: number,
-  accumulate: boolean): void {
+  accumulate: boolean, dot: Float32Array | null = null, x: Float32Array | null = null): void {
+  if (dot) {
+    if (!x) throw new Error("sampledGemm: dot needs x");
+    sparseGemmDot(form, dot, a, null, x, rowPtr, cols, rows, n, k, w, wOff);
+  }
   const sj = form === "nt" ? 1 : n, si = form === "nt" ? k : 1;
   for (let t = 0; t < rows; t++) {
     for (let e = rowPtr[t]!; e < rowPtr[t + 1]!; e++) {

@@ -55,7 +55,7 @@ export interface NativeAddon {
     cols: Int32Array, rows: number, n: number, k: number, w: Float32Array, wOff: number): void;
   /** Backend.sampledGemm; form 0 nn, 1 nt. */
   sampledGemm(form: number, out: Float32Array, a: Float32Array, scale: Float32Array | null, rowPtr: Int32Array, cols: Int32Array,
-    rows: number, n: number, k: number, w: Float32Array, wOff: number, accumulate: boolean): void;
+    rows: number, n: number, k: number, w: Float32Array, wOff: number, accumulate: boolean, dot: Float32Array | null, x: Float32Array | null): void;
 }
 
 /** The package root: the nearest folder upwards holding the package.json of dora-ts (src/ or dist/ alike). */

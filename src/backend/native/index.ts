@@ -182,7 +182,7 @@ export function loadNativeBackend(): Backend {
       checkArrays(`sparseGemmDot[${form}]`, sizes, wOff + n * k, { w });
       addon.sparseGemmDot(form === "nt" ? 1 : 0, out, g, scale, x, rowPtr, cols, rows, n, k, w, wOff);
     },
-    sampledGemm(form, out, a, scale, rowPtr, cols, rows, n, k, w, wOff, accumulate) {
+    sampledGemm(form, out, a, scale, rowPtr, cols, rows, n, k, w, wOff, accumulate, dot = null, x = null) {
       const sizes = checkCounts(`sampledGemm[${form}]`, { rows, n, k, wOff });
       if (form !== "nn" && form !== "nt") throw new Error(`native sampledGemm(${sizes}): form must be "nn" or "nt"`);
       checkCsr(`sampledGemm[${form}]`, sizes, rowPtr, cols, rows, k);
@@ -190,7 +190,11 @@ export function loadNativeBackend(): Backend {
       checkArrays(`sampledGemm[${form}]`, sizes, rows * n, { a });
       checkArrays(`sampledGemm[${form}]`, sizes, n, { scale }, ["scale"]);
       checkArrays(`sampledGemm[${form}]`, sizes, wOff + n * k, { w });
-      addon.sampledGemm(form === "nt" ? 1 : 0, out, a, scale, rowPtr, cols, rows, n, k, w, wOff, accumulate === true);
+      if (dot !== null) {
+        checkArrays(`sampledGemm[${form}]`, sizes, n, { dot });
+        checkArrays(`sampledGemm[${form}]`, sizes, rows * k, { x });
+      }
+      addon.sampledGemm(form === "nt" ? 1 : 0, out, a, scale, rowPtr, cols, rows, n, k, w, wOff, accumulate === true, dot, dot ? x : null);
     },
     binary(op, out, a, aOff, aStrides, b, bOff, bStrides, shape) {
       const code = BINARY[op];

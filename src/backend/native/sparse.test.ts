@@ -92,6 +92,9 @@ describe("sparse kernels: js spec against a dense float64 reference", () => {
     }
     expectClose(runSparse(jsBackend, c, d, -0.5, d.scale, true), want, "sparseGemm", { rtol: 1e-5, atol: 1e-6 });
     expectClose(runDot(jsBackend, c, d, d.scale), wantDot, "sparseGemmDot", { rtol: 1e-5, atol: 1e-6 });
+    const fusedDot = new Float32Array(c.n), fusedOut = d.o0.slice();
+    jsBackend.sampledGemm(c.form, fusedOut, d.a, null, d.rowPtr, d.cols, c.rows, c.n, c.k, d.w, c.wOff ?? 0, true, fusedDot, d.x);
+    expectClose(fusedDot, wantDot.map((v, i) => v / d.scale[i]!), "sampledGemm's fused dot", { rtol: 1e-4, atol: 1e-5 });
     const wantS = Float64Array.from(d.o0);
     for (let t = 0; t < c.rows; t++) for (let e = d.rowPtr[t]!; e < d.rowPtr[t + 1]!; e++) {
       let s = 0;
@@ -123,6 +126,13 @@ describe("native sparse kernels match the js spec", () => {
         }
         for (const [scale, acc] of [[null, false], [d.scale, true], [d.scale, false]] as const) {
           expectClose(runSampled(native, c, d, scale, acc), runSampled(jsBackend, c, d, scale, acc), `${label} sampledGemm scale=${scale !== null} acc=${acc}`, tol);
+        }
+        // the fused column dot: the sampled output unchanged, dot = sparseGemmDot(g = a, no scale)
+        for (const [scale, acc] of [[null, false], [d.scale, true]] as const) {
+          const out = d.o0.slice(), dot = new Float32Array(c.n).fill(7);
+          native.sampledGemm(c.form, out, d.a, scale, d.rowPtr, d.cols, c.rows, c.n, c.k, d.w, c.wOff ?? 0, acc, dot, d.x);
+          expectClose(out, runSampled(jsBackend, c, d, scale, acc), `${label} sampledGemm+dot out scale=${scale !== null}`, tol);
+          expectClose(dot, runDot(jsBackend, c, d, null), `${label} sampledGemm+dot dot scale=${scale !== null}`, dotTol);
         }
       }
     });
