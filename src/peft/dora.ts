@@ -285,6 +285,19 @@ export function doraLinear(x: Tensor, fo: FusedOperands, A: Tensor, B: Tensor, m
       gu = new Float32Array(outF * r);
       gemm("tn", outF, r, T, g, u, gu, false);
     }
+    // sparse dropout: one walk over W's panels gives both G_W = (g ⊙ (c − 1))·W at the drops (for dx) and
+    // Σ_t g ⊙ (S·Wᵀ) (for dm)
+    let sw: Float32Array | null = null, gw: Float32Array | null = null;
+    if (sparse && (need[0] || need[3])) {
+      const d = drops!;
+      if (need[3]) sw = new Float32Array(outF);
+      if (need[0]) {
+        gw = new Float32Array(d.cols.length);
+        be.sampledGemm(baseForm, gw, g, cm1, d.rowPtr, d.cols, T, outF, inF, Wf, wOff, false, sw, sw ? xf : null);
+      } else {
+        be.sparseGemmDot(baseForm, sw!, g, null, xf, d.rowPtr, d.cols, T, outF, inF, Wf, wOff);
+      }
+    }
     let dm: Tensor | null = null;
     if (need[3]) {
       // dm_i = Σ_t g_ti·zl_ti / n_i, zl = x̃Wᵀ + uBᵀ. Read back from y − b = a ⊙ P − keep·(c − 1) ⊙ SW + c ⊙ L
@@ -292,8 +305,6 @@ export function doraLinear(x: Tensor, fo: FusedOperands, A: Tensor, B: Tensor, m
       // [T, out] is saved besides y; p = 0: Σ g·(y − b) / c. Rows with |a| too small to read back recompute.
       const sy = new Float32Array(outF);
       be.columnDot(sy, g, zl ?? y, zl ? null : bf, T, outF);
-      const sw = new Float32Array(outF);
-      if (sparse) be.sparseGemmDot(baseForm, sw, g, null, xf, drops!.rowPtr, drops!.cols, T, outF, inF, Wf, wOff);
       const d = new Float32Array(outF);
       for (let i = 0; i < outF; i++) {
         if (zl) { d[i] = sy[i]! / n[i]!; continue; }
@@ -301,7 +312,7 @@ export function doraLinear(x: Tensor, fo: FusedOperands, A: Tensor, B: Tensor, m
         if (!drops) { d[i] = sy[i]! / (c[i]! * n[i]!); continue; } // c·n = m
         let sl = 0;
         for (let k = 0; k < r; k++) sl += Bf[i * r + k]! * gu![i * r + k]!;
-        d[i] = (keep * sy[i]! - keep * sw[i]! + (1 - keep) * sl) / (aCol[i]! * n[i]!);
+        d[i] = (keep * sy[i]! - keep * sw![i]! + (1 - keep) * sl) / (aCol[i]! * n[i]!);
       }
       dm = new Tensor(d, m.shape);
     }
@@ -316,7 +327,7 @@ export function doraLinear(x: Tensor, fo: FusedOperands, A: Tensor, B: Tensor, m
       gemm("nn", T, r, outF, g, Bc, vs, false);              // (g ⊙ c)·B [T, r]
       scaleInPlace(vs, s);
       if (need[1]) dA = new Tensor(lowRankGradA(vs, xf, drops, T, inF, r), A.shape); // (s·gc·B)ᵀ·x̃ [r, in]
-      if (need[0]) dx = new Tensor(doraDx(g, c, Wf, wOff, fifo, vs, Af, drops, T, inF, outF, r), x.shape);
+      if (need[0]) dx = new Tensor(doraDx(g, c, Wf, wOff, fifo, vs, Af, drops, gw, T, inF, outF, r), x.shape);
     }
     return [dx, dA, dB, dm];
   });
@@ -333,7 +344,7 @@ export const doraTuning = { dxBlockElems: 1 << 20 };
  * one base-size GEMM, G only at the dropped (t, j) (Backend.sampledGemm).
  */
 function doraDx(g: Float32Array, c: Float32Array, Wf: Float32Array, wOff: number, fifo: boolean, vs: Float32Array,
-  Af: Float32Array, drops: Drops | null, T: number, inF: number, outF: number, r: number): Float32Array {
+  Af: Float32Array, drops: Drops | null, gw: Float32Array | null, T: number, inF: number, outF: number, r: number): Float32Array {
   const form = fifo ? "nt" : "nn";
   const be = getBackend();
   const dx = new Float32Array(T * inF);
@@ -368,13 +379,9 @@ function doraDx(g: Float32Array, c: Float32Array, Wf: Float32Array, wOff: number
     }
   }
   if (drops && drops.sparse) {
-    // G at the dropped (t, j): (g ⊙ (c − 1))·W + vs·A, sampled; dx −= keep·G there
-    const cm1 = new Float32Array(outF);
-    for (let i = 0; i < outF; i++) cm1[i] = c[i]! - 1;
-    const at = new Float32Array(drops.cols.length);
-    be.sampledGemm(fifo ? "nn" : "nt", at, g, cm1, drops.rowPtr, drops.cols, T, outF, inF, Wf, wOff, false);
-    be.sampledGemm("nt", at, vs, null, drops.rowPtr, drops.cols, T, r, inF, Af, 0, true);
-    subtractAtDrops(dx, at, drops, T, inF);
+    // G at the dropped (t, j): (g ⊙ (c − 1))·W (gw, sampled by the caller) + vs·A; dx −= keep·G there
+    be.sampledGemm("nt", gw!, vs, null, drops.rowPtr, drops.cols, T, r, inF, Af, 0, true);
+    subtractAtDrops(dx, gw!, drops, T, inF);
   }
   return dx;
 }
