@@ -32,13 +32,21 @@
  *
  * Fused Linear op (`doraLinear`, one autograd node; n detached), c = m/n, u = s·x̃Aᵀ [T, r]:
  *   p = 0:  y = c ⊙ (x Wᵀ + u Bᵀ) + b        z = xWᵀ + uBᵀ accumulated in y's own buffer, scaled in place
- *   p > 0:  y = xWᵀ + (c − 1) ⊙ zl + uBᵀ + b,  zl = x̃Wᵀ + uBᵀ (the second base GEMM PEFT also runs)
- *   backward (gc = g ⊙ c):  dB = gcᵀ·u,  dA = s·(gc·B)ᵀ·x̃,
+ *   p > 0:  y = xWᵀ + (c − 1) ⊙ zl + uBᵀ + b,  zl = x̃Wᵀ + uBᵀ  (PEFT; x̃ = keep·x off the drops, keep = 1/(1 − p))
+ *   backward (gc = g ⊙ c, vs = s·gc·B):  dB = gcᵀ·u,  dA = vsᵀ·x̃,
  *     dm_i = Σ_t g_ti·z_ti / n_i  with z = (y − b)/c read back from the output (p = 0: nothing [T, out]
  *            is saved besides y, which the graph holds anyway; rows with c_i ≈ 0 recompute z_i exactly)
- *            or z = zl (p > 0, saved),
- *     dx = gc·W + (s·gc·B)·A                     (p = 0)
- *     dx = g·W + mask ⊙ ((g ⊙ (c − 1))·W + (s·gc·B)·A)   (p > 0; x̃ is rebuilt from x and a byte mask)
+ *     dx = gc·W + vs·A                                        (p = 0)
+ *     dx = g·W + keep·mask ⊙ ((g ⊙ (c − 1))·W + vs·A)        (p > 0; mask = 1 off the drops)
+ *   Dropout, sparse path (p ≤ flat.ts dropoutTuning.sparseMaxP; the drops D as CSR rows, S = x on D, density p):
+ *   x̃ = keep·(x − S), so x̃Wᵀ = keep·(P − S·Wᵀ) with P = xWᵀ the one base GEMM, and with a = 1 + keep·(c − 1):
+ *     y  = a ⊙ P − keep·(c − 1) ⊙ (S·Wᵀ) + c ⊙ uBᵀ + b        (P scaled in place, Backend.sparseGemm adds S·Wᵀ)
+ *     dm: Σ_t g·zl = (keep·Σ g·(y − b) − keep·Σ g·(S·Wᵀ) + (1 − keep)·Σ g·uBᵀ) / a  (nothing [T, out] saved;
+ *         Σ g·uBᵀ from gᵀu, Σ g·(S·Wᵀ) without forming it; rows with |a| small recompute exactly)
+ *     dx = (g ⊙ a)·W + keep·vs·A − keep·[D] ⊙ G,  G = (g ⊙ (c − 1))·W + vs·A needed only on D (Backend.sampledGemm)
+ *     u  = s·keep·(xAᵀ − S·Aᵀ),  dA = keep·(vsᵀ·x − (Sᵀ·vs)ᵀ)   (flat.ts; no x̃ is built)
+ *   so one base-size GEMM forward and one backward, as LoRA, plus sparse passes costing ~p of a GEMM's FLOPs
+ *   (bound by reading W's panels: ~0.2 GEMM each at p = 0.05); the dense path (large p) runs the products on x̃.
  */
 import {
   Tensor, add, div, matmul, maximum, mul, noGrad, norm, record, sub, type Rng,
