@@ -8,65 +8,66 @@
 #define DORA_SP_NS sp_avx512
 #define DORA_SP_TABLE kSparseAvx512
 #define DORA_SP_CUSTOM_INNER 1
+#define DORA_SP_NB 64
 
 namespace dora {
 namespace sp_avx512 {
 
-// acc[0:64] = Σ_e vals[e] · P[(cols[e] − j0)·64 : +64]; two accumulator sets (even / odd entries) halve the
+constexpr int NV = DORA_SP_NB / 16;  // zmm vectors per panel row
+
+// acc[0:NB] = Σ_e vals[e] · P[(cols[e] − j0)·NB : +NB]; two accumulator sets (even / odd entries) halve the
 // FMA dependency chains.
 inline void spmm_token(const float* vals, const int32_t* cols, int64_t e0, int64_t e1, const float* P, int64_t j0,
                        float* acc) {
-  __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+  __m512 a[NV], b[NV];
+#pragma GCC unroll 16
+  for (int v = 0; v < NV; v++) a[v] = b[v] = _mm512_setzero_ps();
   int64_t e = e0;
   for (; e + 1 < e1; e += 2) {
-    const int32_t j = cols[e], j2 = cols[e + 1];
     const __m512 x = _mm512_set1_ps(vals[e]), y = _mm512_set1_ps(vals[e + 1]);
-    const float* p = P + (j - j0) * 64;
-    const float* q = P + (j2 - j0) * 64;
-    a0 = _mm512_fmadd_ps(x, _mm512_load_ps(p), a0);
-    a1 = _mm512_fmadd_ps(x, _mm512_load_ps(p + 16), a1);
-    a2 = _mm512_fmadd_ps(x, _mm512_load_ps(p + 32), a2);
-    a3 = _mm512_fmadd_ps(x, _mm512_load_ps(p + 48), a3);
-    b0 = _mm512_fmadd_ps(y, _mm512_load_ps(q), b0);
-    b1 = _mm512_fmadd_ps(y, _mm512_load_ps(q + 16), b1);
-    b2 = _mm512_fmadd_ps(y, _mm512_load_ps(q + 32), b2);
-    b3 = _mm512_fmadd_ps(y, _mm512_load_ps(q + 48), b3);
+    const float* p = P + (cols[e] - j0) * DORA_SP_NB;
+    const float* q = P + (cols[e + 1] - j0) * DORA_SP_NB;
+#pragma GCC unroll 16
+    for (int v = 0; v < NV; v++) {
+      a[v] = _mm512_fmadd_ps(x, _mm512_load_ps(p + 16 * v), a[v]);
+      b[v] = _mm512_fmadd_ps(y, _mm512_load_ps(q + 16 * v), b[v]);
+    }
   }
   if (e < e1) {
     const __m512 x = _mm512_set1_ps(vals[e]);
-    const float* p = P + (cols[e] - j0) * 64;
-    a0 = _mm512_fmadd_ps(x, _mm512_load_ps(p), a0);
-    a1 = _mm512_fmadd_ps(x, _mm512_load_ps(p + 16), a1);
-    a2 = _mm512_fmadd_ps(x, _mm512_load_ps(p + 32), a2);
-    a3 = _mm512_fmadd_ps(x, _mm512_load_ps(p + 48), a3);
+    const float* p = P + (cols[e] - j0) * DORA_SP_NB;
+#pragma GCC unroll 16
+    for (int v = 0; v < NV; v++) a[v] = _mm512_fmadd_ps(x, _mm512_load_ps(p + 16 * v), a[v]);
   }
-  _mm512_store_ps(acc, _mm512_add_ps(a0, b0));
-  _mm512_store_ps(acc + 16, _mm512_add_ps(a1, b1));
-  _mm512_store_ps(acc + 32, _mm512_add_ps(a2, b2));
-  _mm512_store_ps(acc + 48, _mm512_add_ps(a3, b3));
+#pragma GCC unroll 16
+  for (int v = 0; v < NV; v++) _mm512_store_ps(acc + 16 * v, _mm512_add_ps(a[v], b[v]));
 }
 
-// Σ_{i<64} ab[i]·p[i] as a 16-lane vector (v0..v3 = ab)
-inline __m512 dot64(__m512 v0, __m512 v1, __m512 v2, __m512 v3, const float* p) {
-  __m512 s = _mm512_mul_ps(v0, _mm512_load_ps(p));
-  __m512 t = _mm512_mul_ps(v1, _mm512_load_ps(p + 16));
-  s = _mm512_fmadd_ps(v2, _mm512_load_ps(p + 32), s);
-  t = _mm512_fmadd_ps(v3, _mm512_load_ps(p + 48), t);
+// Σ_{i<NB} ab[i]·p[i] as a 16-lane vector (va = ab)
+inline __m512 dot_row(const __m512* va, const float* p) {
+  __m512 s = _mm512_mul_ps(va[0], _mm512_load_ps(p));
+  __m512 t = _mm512_mul_ps(va[1], _mm512_load_ps(p + 16));
+#pragma GCC unroll 16
+  for (int v = 2; v < NV; v += 2) {
+    s = _mm512_fmadd_ps(va[v], _mm512_load_ps(p + 16 * v), s);
+    t = _mm512_fmadd_ps(va[v + 1], _mm512_load_ps(p + 16 * v + 16), t);
+  }
   return _mm512_add_ps(s, t);
 }
 
-// out[e] += Σ_{i<64} ab[i] · P[(cols[e] − j0)·64 + i]. Four entries share one horizontal reduction: their 16-lane
+// out[e] += Σ_{i<NB} ab[i] · P[(cols[e] − j0)·NB + i]. Four entries share one horizontal reduction: their 16-lane
 // partial sums are folded together (256-bit halves, then 128-bit lanes, then within lanes) into one 128-bit vector.
 inline void sddmm_token(const float* ab, const int32_t* cols, int64_t e0, int64_t e1, const float* P, int64_t j0,
                         float* out) {
-  const __m512 v0 = _mm512_loadu_ps(ab), v1 = _mm512_loadu_ps(ab + 16), v2 = _mm512_loadu_ps(ab + 32),
-               v3 = _mm512_loadu_ps(ab + 48);
+  __m512 va[NV];
+#pragma GCC unroll 16
+  for (int v = 0; v < NV; v++) va[v] = _mm512_loadu_ps(ab + 16 * v);
   int64_t e = e0;
   for (; e + 3 < e1; e += 4) {
-    const __m512 a = dot64(v0, v1, v2, v3, P + (cols[e] - j0) * 64);
-    const __m512 b = dot64(v0, v1, v2, v3, P + (cols[e + 1] - j0) * 64);
-    const __m512 c = dot64(v0, v1, v2, v3, P + (cols[e + 2] - j0) * 64);
-    const __m512 d = dot64(v0, v1, v2, v3, P + (cols[e + 3] - j0) * 64);
+    const __m512 a = dot_row(va, P + (cols[e] - j0) * DORA_SP_NB);
+    const __m512 b = dot_row(va, P + (cols[e + 1] - j0) * DORA_SP_NB);
+    const __m512 c = dot_row(va, P + (cols[e + 2] - j0) * DORA_SP_NB);
+    const __m512 d = dot_row(va, P + (cols[e + 3] - j0) * DORA_SP_NB);
     // [a.lo + a.hi | b.lo + b.hi] and [c.lo + c.hi | d.lo + d.hi] (256-bit halves)
     const __m512 ab2 = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xEE));
     const __m512 cd2 = _mm512_add_ps(_mm512_shuffle_f32x4(c, d, 0x44), _mm512_shuffle_f32x4(c, d, 0xEE));
@@ -77,7 +78,7 @@ inline void sddmm_token(const float* ab, const int32_t* cols, int64_t e0, int64_
     const __m128 sums = _mm512_castps512_ps128(_mm512_permutexvar_ps(_mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12, 8, 4, 0), q));
     _mm_storeu_ps(out + e, _mm_add_ps(_mm_loadu_ps(out + e), sums));
   }
-  for (; e < e1; e++) out[e] += _mm512_reduce_add_ps(dot64(v0, v1, v2, v3, P + (cols[e] - j0) * 64));
+  for (; e < e1; e++) out[e] += _mm512_reduce_add_ps(dot_row(va, P + (cols[e] - j0) * DORA_SP_NB));
 }
 
 }  // namespace sp_avx512

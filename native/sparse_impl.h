@@ -14,8 +14,11 @@
 namespace dora {
 namespace DORA_SP_NS {
 
-constexpr int64_t NB = 64;    // output columns (i) per panel
-constexpr int64_t KB = 2048;  // inputs (j) per panel: NB·KB floats = 512 KiB, L2-resident
+#ifndef DORA_SP_NB
+#define DORA_SP_NB 64
+#endif
+constexpr int64_t NB = DORA_SP_NB;               // output columns (i) per panel (a multiple of 16)
+constexpr int64_t KB = 131072 / DORA_SP_NB;      // inputs (j) per panel: NB·KB floats = 512 KiB, L2-resident
 
 #ifndef DORA_SP_CUSTOM_INNER
 // acc[0:NB] = Σ_{e in [e0, e1)} vals[e] · P[(cols[e] − j0)·NB : +NB]
