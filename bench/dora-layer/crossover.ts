@@ -1,6 +1,6 @@
 /**
  * Where the sparse dropout corrections stop paying: one DoRA (and LoRA) train step per dropout rate, the sparse
- * path (flat.ts dropoutTuning.sparseMaxP = 1) and the dense one (= 0) alternating in one process, CPU time.
+ * path (flat.ts dropoutTuning.sparseMaxP / loraSparseMaxP = 1) and the dense one (= 0) alternating in one process, CPU time.
  *
  *   DORA_NUM_THREADS=1 node --import tsx bench/dora-layer/crossover.ts [--d 2048] [--tokens 2048] [--r 16] [--reps 4]
  */
@@ -28,7 +28,7 @@ for (const p of a.p!.split(",").map(Number)) {
     const t: Record<string, number[]> = { sparse: [], dense: [] };
     for (let i = 0; i < REPS + 1; i++) {
       for (const k of ["sparse", "dense"] as const) {
-        dropoutTuning.sparseMaxP = k === "sparse" ? 1 : 0;
+        dropoutTuning.sparseMaxP = dropoutTuning.loraSparseMaxP = k === "sparse" ? 1 : 0;
         x.grad = null;
         const c0 = process.cpuUsage();
         l.forward(x).backward(dy);

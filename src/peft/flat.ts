@@ -19,10 +19,11 @@ export function gemm(form: GemmForm, m: number, n: number, k: number, a: Float32
 }
 
 /**
- * Up to this dropout rate the fused ops correct the un-dropped products sparsely (cost ∝ p); above it they run
- * their products on x̃ densely. Measured crossover: bench/dora-layer/README.md.
+ * Up to these dropout rates the fused ops correct the un-dropped products sparsely (cost ∝ p); above them they run
+ * their products on x̃ densely. DoRA (its W-sized products): crossover measured near 0.2; LoRA (only rank-r products
+ * to correct, where the dense path is cheap): even at 0.05, faster above. bench/dora-layer/README.md, crossover.ts.
  */
-export const dropoutTuning = { sparseMaxP: 0.15 };
+export const dropoutTuning = { sparseMaxP: 0.15, loraSparseMaxP: 0.05 };
 
 /**
  * The dropped elements of an input [T, inF] (row-major), as CSR rows: token t's dropped columns are
@@ -35,8 +36,8 @@ export interface Drops {
   readonly sparse: boolean;
 }
 
-/** Draws the dropout mask of a [T, inF] input (the same draws as tensor `dropout` on it). */
-export function drawDrops(T: number, inF: number, p: number, rng: Rng): Drops {
+/** Draws the dropout mask of a [T, inF] input (the same draws as tensor `dropout` on it); sparse path up to `maxP`. */
+export function drawDrops(T: number, inF: number, p: number, rng: Rng, maxP = dropoutTuning.sparseMaxP): Drops {
   const cols = dropoutPositions(T * inF, p, rng); // flat positions, turned into columns in place
   const rowPtr = new Int32Array(T + 1);
   let t = 0, rowEnd = inF;
@@ -46,7 +47,7 @@ export function drawDrops(T: number, inF: number, p: number, rng: Rng): Drops {
     cols[e] = q - (rowEnd - inF);
   }
   while (t < T) rowPtr[++t] = cols.length;
-  return { rowPtr, cols, keep: 1 / (1 - p), sparse: p <= dropoutTuning.sparseMaxP };
+  return { rowPtr, cols, keep: 1 / (1 - p), sparse: p <= maxP };
 }
 
 /** out = x̃ = dropout(x): keep·x, 0 at the dropped positions; `out` may be `x`. */
@@ -79,8 +80,8 @@ export function scaleInPlace(y: Float32Array, s: number): void {
  * dense path: the GEMM on x̃. The drops come back for the backward pass.
  */
 export function lowRankInput(xf: Float32Array, Af: Float32Array, T: number, inF: number, r: number, s: number,
-  dropout: { p: number; rng: Rng } | null): { u: Float32Array; drops: Drops | null } {
-  const drops = dropout ? drawDrops(T, inF, dropout.p, dropout.rng) : null;
+  dropout: { p: number; rng: Rng } | null, sparseMaxP = dropoutTuning.sparseMaxP): { u: Float32Array; drops: Drops | null } {
+  const drops = dropout ? drawDrops(T, inF, dropout.p, dropout.rng, sparseMaxP) : null;
   const u = new Float32Array(T * r);
   if (drops && !drops.sparse) {
     gemm("nt", T, r, inF, dropInput(new Float32Array(xf.length), xf, drops, T, inF), Af, u, false);

@@ -64,12 +64,12 @@ cases.push({ dora: true, fifo: false, bias: true, p: 0, zeroRow: true });
 
 describe("fused adapter ops match the generic graph", () => {
   it.each(cases)("%o", (c) => {
-    const block = doraTuning.dxBlockElems, maxP = dropoutTuning.sparseMaxP;
+    const block = doraTuning.dxBlockElems, saved = { ...dropoutTuning };
     doraTuning.dxBlockElems = c.size ? 4 * c.size[1] : 36; // 3-4 rows per dx block: several blocks and a ragged last one
-    dropoutTuning.sparseMaxP = c.sparse ? 1 : 0;
+    dropoutTuning.sparseMaxP = dropoutTuning.loraSparseMaxP = c.sparse ? 1 : 0;
     const f = run(c, false);
     doraTuning.dxBlockElems = block;
-    dropoutTuning.sparseMaxP = maxP;
+    Object.assign(dropoutTuning, saved);
     const g = run(c, true);
     const names = c.noDx ? ["y", "dA", "dB", "dm"] : ["y", "dx", "dA", "dB", "dm"];
     f.forEach((t, i) => expectClose(t, g[i]!.f32(), `${JSON.stringify(c)} ${names[i]}`, { rtol: 1e-4, atol: 1e-5 }));

@@ -9,7 +9,7 @@ import { Conv1D, Linear, Linear4bit, Module } from "../nn/index.js";
 import { dequantizeNf4 } from "../quant/index.js";
 import type { DoraOperands } from "./dora.js";
 import { LoraLayer, type FusedOperands, type LoraAdapter } from "./layer.js";
-import { gemm, lowRankGradA, lowRankInput, scaleInPlace, subtractAtDrops, zeroDropped } from "./flat.js";
+import { dropoutTuning, gemm, lowRankGradA, lowRankInput, scaleInPlace, subtractAtDrops, zeroDropped } from "./flat.js";
 import { getBackend } from "../backend/index.js";
 
 let warnedMerge4bit = false;
@@ -115,7 +115,7 @@ export function loraLinear(x: Tensor, fo: FusedOperands, A: Tensor, B: Tensor, s
   const { weight, fanInFanOut: fifo, bias, inF, outF } = fo;
   const r = A.shape[0]!, T = x.numel / inF;
   const xf = x.f32(), Wf = weight.data as Float32Array, wOff = weight.offset, Af = A.f32(), Bf = B.f32();
-  const { u: us, drops } = lowRankInput(xf, Af, T, inF, r, s, dropout); // us = s·x̃Aᵀ [T, r]
+  const { u: us, drops } = lowRankInput(xf, Af, T, inF, r, s, dropout, dropoutTuning.loraSparseMaxP); // us = s·x̃Aᵀ [T, r]
   const y = new Float32Array(T * outF);
   if (bias) { const bf = bias.f32(); for (let t = 0; t < T; t++) y.set(bf, t * outF); }
   gemm(fifo ? "nn" : "nt", T, outF, inF, xf, Wf, y, bias !== null, 0, wOff); // x·Wᵀ (+ b)
