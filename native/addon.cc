@@ -138,13 +138,6 @@ struct Args {
     ok = get_array(env, v[i], napi_float32_array, &p, &len);
     return p;
   }
-  const int32_t* i32(int i) {
-    if (!ok) return nullptr;
-    int32_t* p = nullptr;
-    size_t len;
-    ok = get_array(env, v[i], napi_int32_array, &p, &len);
-    return p;
-  }
   int64_t i64(int i) {
     int64_t x = 0;
     if (ok) ok = get_i64(env, v[i], &x);
