@@ -81,6 +81,47 @@ inline void sddmm_token(const float* ab, const int32_t* cols, int64_t e0, int64_
   for (; e < e1; e++) out[e] += _mm512_reduce_add_ps(dot_row(va, P + (cols[e] - j0) * DORA_SP_NB));
 }
 
+// Both in one walk (each panel row loaded once): out[e] += ab·row_e (four entries per reduction, as sddmm_token)
+// and acc = Σ_e vals[e]·row_e.
+inline void sddmm_spmm_token(const float* ab, const float* vals, const int32_t* cols, int64_t e0, int64_t e1,
+                             const float* P, int64_t j0, float* out, float* acc) {
+  __m512 va[NV], s[NV];
+#pragma GCC unroll 16
+  for (int v = 0; v < NV; v++) {
+    va[v] = _mm512_loadu_ps(ab + 16 * v);
+    s[v] = _mm512_setzero_ps();
+  }
+  // one row: its dot with ab (16 lanes) returned, vals[e]·row added to s
+  auto row = [&](int64_t e) {
+    const float* p = P + (cols[e] - j0) * DORA_SP_NB;
+    const __m512 x = _mm512_set1_ps(vals[e]);
+    __m512 d0 = _mm512_setzero_ps(), d1 = _mm512_setzero_ps();
+#pragma GCC unroll 16
+    for (int v = 0; v < NV; v += 2) {
+      const __m512 r0 = _mm512_load_ps(p + 16 * v), r1 = _mm512_load_ps(p + 16 * v + 16);
+      d0 = _mm512_fmadd_ps(va[v], r0, d0);
+      d1 = _mm512_fmadd_ps(va[v + 1], r1, d1);
+      s[v] = _mm512_fmadd_ps(x, r0, s[v]);
+      s[v + 1] = _mm512_fmadd_ps(x, r1, s[v + 1]);
+    }
+    return _mm512_add_ps(d0, d1);
+  };
+  int64_t e = e0;
+  for (; e + 3 < e1; e += 4) {
+    const __m512 a = row(e), b = row(e + 1), c = row(e + 2), d = row(e + 3);
+    const __m512 ab2 = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xEE));
+    const __m512 cd2 = _mm512_add_ps(_mm512_shuffle_f32x4(c, d, 0x44), _mm512_shuffle_f32x4(c, d, 0xEE));
+    __m512 q = _mm512_add_ps(_mm512_shuffle_f32x4(ab2, cd2, 0x88), _mm512_shuffle_f32x4(ab2, cd2, 0xDD));
+    q = _mm512_add_ps(q, _mm512_permute_ps(q, 0x4E));
+    q = _mm512_add_ps(q, _mm512_permute_ps(q, 0xB1));
+    const __m128 sums = _mm512_castps512_ps128(_mm512_permutexvar_ps(_mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12, 8, 4, 0), q));
+    _mm_storeu_ps(out + e, _mm_add_ps(_mm_loadu_ps(out + e), sums));
+  }
+  for (; e < e1; e++) out[e] += _mm512_reduce_add_ps(row(e));
+#pragma GCC unroll 16
+  for (int v = 0; v < NV; v++) _mm512_store_ps(acc + 16 * v, s[v]);
+}
+
 }  // namespace sp_avx512
 }  // namespace dora
 

@@ -45,6 +45,13 @@ inline void sddmm_token(const float* ab, const int32_t* cols, int64_t e0, int64_
     out[e] += t;
   }
 }
+
+// Both of the above over the same entries (sampled_gemm's fused dot): out[e] += ab·row_e, acc = Σ_e vals[e]·row_e.
+inline void sddmm_spmm_token(const float* ab, const float* vals, const int32_t* cols, int64_t e0, int64_t e1,
+                             const float* P, int64_t j0, float* out, float* acc) {
+  sddmm_token(ab, cols, e0, e1, P, j0, out);
+  spmm_token(vals, cols, e0, e1, P, j0, acc);
+}
 #endif
 
 // P[jj·NB + ii] = (scale ? scale[i0 + ii] : 1) · op(W)[j0 + jj, i0 + ii] for jj < kb, ii < nb; zero for ii ≥ nb.
@@ -163,10 +170,12 @@ void sddmm_range(const SparseArgs& A, int64_t b0, int64_t b1, int64_t t0, int64_
           for (int64_t i = 0; i < NB; i++) pad[i] = i < nb ? (scale_a ? a0[i] * A.scale[i0 + i] : a0[i]) : 0.0f;
           ab = pad;
         }
-        if (out) sddmm_token(ab, A.cols, e0, e, P, j0, o);
         if (fused) {
-          spmm_token(vals, A.cols, e0, e, P, j0, acc);
+          if (out) sddmm_spmm_token(ab, vals, A.cols, e0, e, P, j0, o, acc);
+          else spmm_token(vals, A.cols, e0, e, P, j0, acc);
           for (int64_t i = 0; i < nb; i++) dot[i0 + i] += static_cast<double>(a0[i]) * acc[i];
+        } else {
+          sddmm_token(ab, A.cols, e0, e, P, j0, o);
         }
       }
     }
