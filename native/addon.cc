@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "attention.h"
 #include "columns.h"
 #include "elementwise.h"
 #include "gemm.h"
@@ -121,8 +122,8 @@ napi_value SetIsa(napi_env env, napi_callback_info info) {
 // ---- elementwise and row kernels: argument readers, then one binding per kernel ----
 struct Args {
   napi_env env;
-  napi_value v[16];
-  size_t argc = 16;
+  napi_value v[20];
+  size_t argc = 20;
   bool ok = true;
   Args(napi_env e, napi_callback_info info, size_t want) : env(e) {
     napi_get_cb_info(env, info, &argc, v, nullptr, nullptr);
@@ -159,6 +160,17 @@ struct Args {
     bool x = false;
     if (ok && napi_get_value_bool(env, v[i], &x) != napi_ok) ok = fail(env, "dora_native: expected a boolean");
     return x;
+  }
+  // `count` head-stride triples (batch, head, seq) from a Float64Array.
+  bool strides(int i, int count, dora::HeadStrides* out) {
+    double* p = nullptr;
+    size_t len = 0;
+    if (ok) ok = get_array(env, v[i], napi_float64_array, &p, &len);
+    if (ok && len != static_cast<size_t>(3 * count)) ok = fail(env, "dora_native: wrong number of strides");
+    if (!ok) return false;
+    for (int t = 0; t < count; t++)
+      out[t] = {static_cast<int64_t>(p[3 * t]), static_cast<int64_t>(p[3 * t + 1]), static_cast<int64_t>(p[3 * t + 2])};
+    return true;
   }
 };
 
@@ -351,6 +363,60 @@ napi_value AdamwStep(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// attentionForward(out, lse, q, k, v, b, h, hkv, sq, sk, d, scale, strides: Float64Array [q, k, v, out] × 3)
+napi_value AttentionForward(napi_env env, napi_callback_info info) {
+  Args a(env, info, 13);
+  dora::AttentionArgs g{};
+  g.out = a.f32(0);
+  g.lse = a.f32(1);
+  g.q = a.f32(2);
+  g.k = a.f32(3);
+  g.v = a.f32(4);
+  g.b = a.i64(5), g.h = a.i64(6), g.hkv = a.i64(7), g.sq = a.i64(8), g.sk = a.i64(9), g.d = a.i64(10);
+  g.scale = static_cast<float>(a.f64(11));
+  dora::HeadStrides st[4];
+  if (a.strides(12, 4, st)) {
+    g.qs = st[0], g.ks = st[1], g.vs = st[2], g.os = st[3];
+    dora::attention_forward(g);
+  }
+  return nullptr;
+}
+
+// attentionBackward(dq, dk, dv, dout, q, k, v, out, lse, b, h, hkv, sq, sk, d, scale,
+//                   strides: Float64Array [q, k, v, out, dout] × 3); dq / dk / dv use the strides of q / k / v
+napi_value AttentionBackward(napi_env env, napi_callback_info info) {
+  Args a(env, info, 17);
+  dora::AttentionArgs g{};
+  g.dq = a.f32(0);
+  g.dk = a.f32(1);
+  g.dv = a.f32(2);
+  g.dout = a.f32(3);
+  g.q = a.f32(4);
+  g.k = a.f32(5);
+  g.v = a.f32(6);
+  g.out = a.f32(7);
+  g.lse = a.f32(8);
+  g.b = a.i64(9), g.h = a.i64(10), g.hkv = a.i64(11), g.sq = a.i64(12), g.sk = a.i64(13), g.d = a.i64(14);
+  g.scale = static_cast<float>(a.f64(15));
+  dora::HeadStrides st[5];
+  if (a.strides(16, 5, st)) {
+    g.qs = st[0], g.ks = st[1], g.vs = st[2], g.os = st[3], g.gs = st[4];
+    dora::attention_backward(g);
+  }
+  return nullptr;
+}
+
+// rope(out, x, cos, sin, b, h, s, d, inverse, strides: Float64Array [out, x] × 3)
+napi_value Rope(napi_env env, napi_callback_info info) {
+  Args a(env, info, 10);
+  float *out = a.f32(0), *x = a.f32(1), *cos = a.f32(2), *sin = a.f32(3);
+  int64_t b = a.i64(4), h = a.i64(5), s = a.i64(6), d = a.i64(7);
+  bool inverse = a.flag(8);
+  dora::HeadStrides st[2];
+  if (a.strides(9, 2, st)) dora::rope(out, st[0], x, st[1], cos, sin, b, h, s, d, inverse);
+  return nullptr;
+}
+
 // gemmNf4(form, m, n, k, a, aOff, lda, codes, absmax, lut, blockSize, c, cOff, ldc, accumulate, naive)
 napi_value GemmNf4(napi_env env, napi_callback_info info) {
   size_t argc = 16;
@@ -502,6 +568,9 @@ napi_value Init(napi_env env, napi_value exports) {
       {"sparseGemm", nullptr, SparseGemm, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sampledGemm", nullptr, SampledGemm, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sparseGemmDot", nullptr, SparseGemmDot, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"attentionForward", nullptr, AttentionForward, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"attentionBackward", nullptr, AttentionBackward, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"rope", nullptr, Rope, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -313,10 +313,9 @@ void gemv_task(void* ctx, int task, int ntasks) {
   for (int64_t t = 0; t < g.batch; t++) gemv_item(P, t, lo, hi);
 }
 
-void gemv_run(const GemmArgs& g, const GemmKernel& K) {
+void gemv_run(const GemmArgs& g, const GemmKernel& K, int threads) {
   GemvPlan P{&g, K.gemv ? K.gemv : gemv_portable, false, g.n};
   int tasks = 1;
-  const int threads = num_threads();
   // ~1M multiply-adds in total before the pool hand-off pays.
   if (threads > 1 && static_cast<double>(g.m) * g.n * g.k * g.batch >= 1048576.0) {
     const bool c_disjoint = g.strideC >= (g.m - 1) * g.ldc + g.n;
@@ -339,24 +338,8 @@ void gemv_run(const GemmArgs& g, const GemmKernel& K) {
   }
 }
 
-}  // namespace
-
-void gemm_naive(const GemmArgs& g) {
-  for (int64_t t = 0; t < g.batch; t++) {
-    const float* a = g.a + t * g.strideA;
-    const float* b = g.b + t * g.strideB;
-    float* c = g.c + t * g.strideC;
-    for (int64_t i = 0; i < g.m; i++)
-      for (int64_t j = 0; j < g.n; j++) {
-        float s = 0.f;
-        for (int64_t p = 0; p < g.k; p++) s += *a_at(g.form, a, g.lda, i, p) * *b_at(g.form, b, g.ldb, p, j);
-        float* cij = c + i * g.ldc + j;
-        *cij = g.accumulate ? *cij + s : s;
-      }
-  }
-}
-
-void gemm(const GemmArgs& g) {
+// The driver behind gemm() and gemm_single(); `threads` bounds the pool tasks (1: the calling thread only).
+void gemm_run(const GemmArgs& g, int threads) {
   if (g.m <= 0 || g.n <= 0 || g.batch <= 0) return;
   if (g.k <= 0) {
     for (int64_t t = 0; t < g.batch; t++) zero_or_keep(g.m, g.n, g.c + t * g.strideC, g.ldc, g.accumulate);
@@ -372,11 +355,10 @@ void gemm(const GemmArgs& g) {
   const GemmKernel& K = gemm_kernel();
   // Small m (token-by-token inference): B read in place; packing it would cost more than the product.
   if (g.m <= 4 && g.form != kTN) {
-    gemv_run(g, K);
+    gemv_run(g, K, threads);
     return;
   }
   Plan P{&g, &K, 1, false, true, g.m};
-  const int threads = num_threads();
   // Below ~2 MFLOP in total the pool hand-off costs more than it saves.
   if (threads > 1 && flops * static_cast<double>(g.batch) >= 2e6) {
     // Batch items are independent when the C blocks do not overlap.
@@ -401,6 +383,27 @@ void gemm(const GemmArgs& g) {
     parallel_run(P.tasks, plan_task, &P);
   }
 }
+
+}  // namespace
+
+void gemm_naive(const GemmArgs& g) {
+  for (int64_t t = 0; t < g.batch; t++) {
+    const float* a = g.a + t * g.strideA;
+    const float* b = g.b + t * g.strideB;
+    float* c = g.c + t * g.strideC;
+    for (int64_t i = 0; i < g.m; i++)
+      for (int64_t j = 0; j < g.n; j++) {
+        float s = 0.f;
+        for (int64_t p = 0; p < g.k; p++) s += *a_at(g.form, a, g.lda, i, p) * *b_at(g.form, b, g.ldb, p, j);
+        float* cij = c + i * g.ldc + j;
+        *cij = g.accumulate ? *cij + s : s;
+      }
+  }
+}
+
+void gemm(const GemmArgs& g) { gemm_run(g, num_threads()); }
+
+void gemm_single(const GemmArgs& g) { gemm_run(g, 1); }
 
 // ---- portable micro-kernel: plain loops the compiler vectorizes for the baseline ISA ----
 namespace {

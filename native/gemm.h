@@ -43,6 +43,9 @@ struct GemmKernel {
 
 // Tuned entry point: blocked, packed, threaded over the persistent pool.
 void gemm(const GemmArgs& g);
+// The same, all on the calling thread: for kernels that call GEMM from inside a pool task (parallel_run
+// runs one job at a time, so gemm() must not be nested in one).
+void gemm_single(const GemmArgs& g);
 // Plain triple loop, float32 accumulation, single-threaded: the in-tree reference for tests.
 void gemm_naive(const GemmArgs& g);
 

@@ -15,6 +15,21 @@
 /** GEMM forms: which operand is read transposed. `nn`: C = A·B, `nt`: C = A·Bᵀ, `tn`: C = Aᵀ·B. */
 export type GemmForm = "nn" | "nt" | "tn";
 
+/**
+ * Where the [D] rows of a [B, H, S, D] operand lie: the element strides of its batch, head and sequence dims (D
+ * itself is contiguous). [H·S·D, S·D, D] is a contiguous [B, H, S, D] buffer; [S·H·D, D, H·D] is a [B, S, H, D]
+ * buffer, i.e. heads read in place out of a [B, S, H·D] projection output.
+ */
+export type HeadStrides = readonly [batch: number, head: number, seq: number];
+
+/** Row layouts of the attention operands; each gradient is laid out like its input (dq: q, dk: k, dv: v). */
+export interface AttentionLayout {
+  readonly q: HeadStrides;
+  readonly k: HeadStrides;
+  readonly v: HeadStrides;
+  readonly out: HeadStrides;
+}
+
 export type UnaryOp = "exp" | "log" | "sqrt" | "rsqrt" | "tanh" | "sigmoid" | "relu" | "silu" | "gelu" | "neg" | "abs";
 export type BinaryOp = "add" | "sub" | "mul" | "div" | "pow" | "max" | "min";
 
@@ -119,25 +134,32 @@ export interface Backend {
     x: Float32Array, w: Float32Array | null, mean: Float32Array, rstd: Float32Array, rows: number, cols: number): void;
 
   /**
-   * Rotary embedding, HF rotate_half convention, on x [batch, heads, seq, headDim] (contiguous):
-   *   out = x·cos + rotate_half(x)·sin, rotate_half(x) = cat(−x2, x1); cos/sin are [seq, headDim].
+   * Rotary embedding, HF rotate_half convention, on x [b, h, seq, headDim] rows placed by xStrides, written to
+   * the rows of out placed by outStrides (see HeadStrides):
+   *   out = x·cos + rotate_half(x)·sin, rotate_half(x) = cat(−x2, x1); cos/sin are [seq, headDim] contiguous.
    * inverse=true applies the transpose of the forward map (the backward: dx = Rᵀ·dy).
    */
   rope(out: Float32Array, x: Float32Array, cos: Float32Array, sin: Float32Array,
-    batchHeads: number, seq: number, headDim: number, inverse: boolean): void;
+    b: number, h: number, seq: number, headDim: number, inverse: boolean,
+    outStrides: HeadStrides, xStrides: HeadStrides): void;
 
   /**
    * Causal scaled-dot-product attention with grouped KV heads.
-   * q [B, H, Sq, D], k/v [B, Hkv, Sk, D], out [B, H, Sq, D]; query head h reads kv head ⌊h / (H/Hkv)⌋.
+   * q [B, H, Sq, D], k/v [B, Hkv, Sk, D], out [B, H, Sq, D], rows placed by `layout` (written rows of out must
+   * not overlap); query head h reads kv head ⌊h / (H/Hkv)⌋.
    * Query i sits at absolute position (Sk − Sq + i) and sees keys 0..that position (KV-cache friendly).
-   * Saves the row logsumexp lse [B, H, Sq] for backward.
+   * Saves the row logsumexp lse [B, H, Sq] (contiguous) for backward.
    */
   attentionForward(out: Float32Array, lse: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array,
-    b: number, h: number, hkv: number, sq: number, sk: number, d: number, scale: number): void;
-  /** dq, dk, dv written (dk/dv sum over the query heads sharing a kv head). */
+    b: number, h: number, hkv: number, sq: number, sk: number, d: number, scale: number, layout: AttentionLayout): void;
+  /**
+   * dq, dk, dv written with the layouts of q, k, v (dk/dv sum over the query heads sharing a kv head); dout is
+   * read through doutStrides, out (the forward's output) through layout.out.
+   */
   attentionBackward(dq: Float32Array, dk: Float32Array, dv: Float32Array, dout: Float32Array,
     q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, lse: Float32Array,
-    b: number, h: number, hkv: number, sq: number, sk: number, d: number, scale: number): void;
+    b: number, h: number, hkv: number, sq: number, sk: number, d: number, scale: number,
+    layout: AttentionLayout, doutStrides: HeadStrides): void;
 
   /** out[i, :] = table[ids[i], :] for a [vocab, dim] table. */
   embeddingForward(out: Float32Array, table: Float32Array, ids: Int32Array, n: number, dim: number): void;

@@ -7,7 +7,7 @@ import type { Backend } from "./backend.js";
 import { jsBackend } from "./js/index.js";
 import { loadNativeBackend } from "./native/index.js";
 
-export type { Backend, BinaryOp, GemmForm, UnaryOp } from "./backend.js";
+export type { AttentionLayout, Backend, BinaryOp, GemmForm, HeadStrides, UnaryOp } from "./backend.js";
 
 let current: Backend | undefined;
 

@@ -12,7 +12,7 @@
 import { describe, expect, it } from "vitest";
 import { Rng } from "../../tensor/index.js";
 import { f64view as F, gradcheckKernel } from "../../../test/helpers/gradcheck.js";
-import type { UnaryOp } from "../backend.js";
+import type { AttentionLayout, HeadStrides, UnaryOp } from "../backend.js";
 import { jsBackend as js } from "./index.js";
 
 const rng = new Rng(2024);
@@ -103,31 +103,34 @@ describe("js spec backward kernels match float64 finite differences", () => {
   });
 
   it("rope: the inverse map is the backward", () => {
-    const bh = 2, seq = 3, hd = 4, x = normal(bh * seq * hd);
+    const b = 1, h = 2, seq = 3, hd = 4, x = normal(b * h * seq * hd), st: HeadStrides = [h * seq * hd, seq * hd, hd];
     const ang = Float64Array.from({ length: seq * hd }, (_, i) => 0.37 * Math.floor(i / hd) * (1 + (i % (hd / 2))));
     const cos = ang.map(Math.cos), sin = ang.map(Math.sin);
-    const fwd = (): Float64Array => { const y = new Float64Array(x.length); js.rope(F(y), F(x), F(cos), F(sin), bh, seq, hd, false); return y; };
+    const fwd = (): Float64Array => { const y = new Float64Array(x.length); js.rope(F(y), F(x), F(cos), F(sin), b, h, seq, hd, false, st, st); return y; };
     gradcheckKernel("rope", { x }, fwd, (w) => {
       const dx = new Float64Array(x.length);
-      js.rope(F(dx), F(w), F(cos), F(sin), bh, seq, hd, true);
+      js.rope(F(dx), F(w), F(cos), F(sin), b, h, seq, hd, true, st, st);
       return { x: dx };
     });
   });
 
+  // heads "bhsd": contiguous [B, H, S, D]; "bshd": every operand a [B, S, H, D] buffer (HeadStrides)
   it.each([
-    [1, 4, 2, 3, 3, 2], // GQA
-    [2, 2, 1, 2, 4, 3], // Sq < Sk (a KV cache), batch 2
-  ])("attention b %i h %i hkv %i sq %i sk %i d %i", (b, h, hkv, sq, sk, d) => {
+    [1, 4, 2, 3, 3, 2, "bhsd"], // GQA
+    [2, 2, 1, 2, 4, 3, "bshd"], // Sq < Sk (a KV cache), batch 2
+  ] as const)("attention b %i h %i hkv %i sq %i sk %i d %i, %s", (b, h, hkv, sq, sk, d, kind) => {
     const q = normal(b * h * sq * d), k = normal(b * hkv * sk * d), v = normal(b * hkv * sk * d), scale = 1 / Math.sqrt(d);
+    const st = (nh: number, s: number): HeadStrides => kind === "bhsd" ? [nh * s * d, s * d, d] : [s * nh * d, d, nh * d];
+    const layout: AttentionLayout = { q: st(h, sq), k: st(hkv, sk), v: st(hkv, sk), out: st(h, sq) };
     const fwd = (): [Float64Array, Float64Array] => {
       const out = new Float64Array(q.length), lse = new Float64Array(b * h * sq);
-      js.attentionForward(F(out), F(lse), F(q), F(k), F(v), b, h, hkv, sq, sk, d, scale);
+      js.attentionForward(F(out), F(lse), F(q), F(k), F(v), b, h, hkv, sq, sk, d, scale, layout);
       return [out, lse];
     };
     gradcheckKernel("attention", { q, k, v }, () => fwd()[0], (w) => {
       const [out, lse] = fwd();
       const dq = new Float64Array(q.length), dk = new Float64Array(k.length), dv = new Float64Array(v.length);
-      js.attentionBackward(F(dq), F(dk), F(dv), F(w), F(q), F(k), F(v), F(out), F(lse), b, h, hkv, sq, sk, d, scale);
+      js.attentionBackward(F(dq), F(dk), F(dv), F(w), F(q), F(k), F(v), F(out), F(lse), b, h, hkv, sq, sk, d, scale, layout, layout.out);
       return { q: dq, k: dk, v: dv };
     });
   });

@@ -56,6 +56,16 @@ export interface NativeAddon {
   /** Backend.sampledGemm; form 0 nn, 1 nt. */
   sampledGemm(form: number, out: Float32Array, a: Float32Array, scale: Float32Array | null, rowPtr: Int32Array, cols: Int32Array,
     rows: number, n: number, k: number, w: Float32Array, wOff: number, accumulate: boolean, dot: Float32Array | null, x: Float32Array | null): void;
+  /** strides: the HeadStrides of q, k, v, out, one after the other (12 numbers). */
+  attentionForward(out: Float32Array, lse: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array,
+    b: number, h: number, hkv: number, sq: number, sk: number, d: number, scale: number, strides: Float64Array): void;
+  /** strides: the HeadStrides of q, k, v, out, dout (15 numbers); dq / dk / dv use those of q / k / v. */
+  attentionBackward(dq: Float32Array, dk: Float32Array, dv: Float32Array, dout: Float32Array, q: Float32Array, k: Float32Array,
+    v: Float32Array, out: Float32Array, lse: Float32Array, b: number, h: number, hkv: number, sq: number, sk: number, d: number,
+    scale: number, strides: Float64Array): void;
+  /** strides: the HeadStrides of out, then x (6 numbers). */
+  rope(out: Float32Array, x: Float32Array, cos: Float32Array, sin: Float32Array, b: number, h: number, s: number, d: number,
+    inverse: boolean, strides: Float64Array): void;
 }
 
 /** The package root: the nearest folder upwards holding the package.json of dora-ts (src/ or dist/ alike). */

@@ -1,14 +1,13 @@
 /**
  * The native backend: the Node-API addon (native/, loaded by ./addon.ts) for the kernels it implements
- * (gemm; exp/silu/gelu; siluMul; same-shape add/sub/mul/div; softmax; cross-entropy; rmsNorm; adamwStep), the
- * js backend (the spec) for the rest. Every native call is preceded by a size check against the arrays, so a
- * bad call throws an Error naming the kernel instead of reading out of bounds. Threading is the addon's pool
+ * (gemm; exp/silu/gelu; siluMul; same-shape add/sub/mul/div; softmax; cross-entropy; rmsNorm; adamwStep; attention;
+ * rope), the js backend (the spec) for the rest. Every native call is preceded by a size check against the arrays,
+ * so a bad call throws an Error naming the kernel instead of reading out of bounds. Threading is the addon's pool
  * (DORA_NUM_THREADS, setNumThreads).
  */
-import type { Backend, BinaryOp, UnaryOp } from "../backend.js";
+import type { Backend, BinaryOp, HeadStrides, UnaryOp } from "../backend.js";
 import { jsBackend } from "../js/index.js";
 import { loadAddon, nativeGemm } from "./addon.js";
-import { attentionBackwardGemm, attentionForwardGemm } from "./composed.js";
 import { binaryFast, isFlat } from "./fastpath.js";
 
 const UNARY: Partial<Record<UnaryOp, number>> = { exp: 0, silu: 1, gelu: 2 };
@@ -43,6 +42,44 @@ function checkTargets(op: string, sizes: string, targets: Int32Array, rows: numb
     const t = targets[r]!;
     if (t !== ignoreIndex && (t < 0 || t >= cols)) throw new Error(`native ${op}(${sizes}): target ${t} at row ${r} out of range [0, ${cols})`);
   }
+}
+
+/** Elements a [b, h, s, d] row set spans (0 when empty). */
+function headsExtent(st: HeadStrides, b: number, h: number, s: number, d: number): number {
+  return b === 0 || h === 0 || s === 0 || d === 0 ? 0 : (b - 1) * st[0] + (h - 1) * st[1] + (s - 1) * st[2] + d;
+}
+
+/**
+ * True when the [d] rows of a [b, h, s, d] row set never overlap, so threads writing rows never race: taken
+ * innermost first (by stride), each dim's stride must clear everything the dims inside it span.
+ */
+function headsDisjoint(st: HeadStrides, b: number, h: number, s: number, d: number): boolean {
+  const dims = ([[st[0], b], [st[1], h], [st[2], s]] as const).filter(([, n]) => n > 1).slice().sort((x, y) => x[0] - y[0]);
+  let span = d;
+  for (const [stride, n] of dims) {
+    if (stride < span) return false;
+    span += (n - 1) * stride;
+  }
+  return true;
+}
+
+/** Throws unless `arr` holds the [b, h, s, d] rows `st` places (and, for an output, they do not overlap). */
+function checkHeads(op: string, sizes: string, name: string, arr: Float32Array, st: HeadStrides,
+  b: number, h: number, s: number, d: number, written: boolean): void {
+  if (!Array.isArray(st) || st.length !== 3 || !st.every(isCount)) {
+    throw new Error(`native ${op}(${sizes}): ${name} strides must be 3 non-negative integers, got ${String(st)}`);
+  }
+  checkArrays(op, sizes, headsExtent(st, b, h, s, d), { [name]: arr });
+  if (written && !headsDisjoint(st, b, h, s, d)) throw new Error(`native ${op}(${sizes}): ${name} strides [${st.join(", ")}] make rows overlap`);
+}
+
+/** Counts of an attention call, checked: H a multiple of Hkv ≥ 1, Sq ≤ Sk. Returns the sizes string. */
+function checkAttentionSizes(op: string, b: number, h: number, hkv: number, sq: number, sk: number, d: number, scale: number): string {
+  const sizes = checkCounts(op, { b, h, hkv, sq, sk, d });
+  if (hkv === 0 || h % hkv !== 0) throw new Error(`native ${op}(${sizes}): h must be a multiple of hkv ≥ 1`);
+  if (sq > sk) throw new Error(`native ${op}(${sizes}): sq must be ≤ sk`);
+  if (typeof scale !== "number" || !Number.isFinite(scale)) throw new Error(`native ${op}(${sizes}): scale must be a finite number`);
+  return sizes;
 }
 
 /** Throws unless every element gemmNf4 touches lies inside its array (A m×k, W n·k codes and scales, C m×n). */
@@ -228,12 +265,36 @@ export function loadNativeBackend(): Backend {
         addon.crossEntropyBackward(dlogits, logits, lse, targets, rows, cols, ignoreIndex, scale, 0);
       }
     },
-    // attention as batched native GEMMs + native softmax (./attention.ts); sizes are checked by the tensor op
-    attentionForward(out, lse, q, k, v, b, h, hkv, sq, sk, d, scale) {
-      attentionForwardGemm(be, out, lse, q, k, v, b, h, hkv, sq, sk, d, scale);
+    attentionForward(out, lse, q, k, v, b, h, hkv, sq, sk, d, scale, layout) {
+      const op = "attentionForward", sizes = checkAttentionSizes(op, b, h, hkv, sq, sk, d, scale);
+      checkHeads(op, sizes, "q", q, layout.q, b, h, sq, d, false);
+      checkHeads(op, sizes, "k", k, layout.k, b, hkv, sk, d, false);
+      checkHeads(op, sizes, "v", v, layout.v, b, hkv, sk, d, false);
+      checkHeads(op, sizes, "out", out, layout.out, b, h, sq, d, true);
+      checkArrays(op, sizes, b * h * sq, { lse });
+      addon.attentionForward(out, lse, q, k, v, b, h, hkv, sq, sk, d, scale,
+        Float64Array.of(...layout.q, ...layout.k, ...layout.v, ...layout.out));
     },
-    attentionBackward(dq, dk, dv, dout, q, k, v, _out, _lse, b, h, hkv, sq, sk, d, scale) {
-      attentionBackwardGemm(be, dq, dk, dv, dout, q, k, v, b, h, hkv, sq, sk, d, scale);
+    attentionBackward(dq, dk, dv, dout, q, k, v, out, lse, b, h, hkv, sq, sk, d, scale, layout, doutStrides) {
+      const op = "attentionBackward", sizes = checkAttentionSizes(op, b, h, hkv, sq, sk, d, scale);
+      checkHeads(op, sizes, "q", q, layout.q, b, h, sq, d, false);
+      checkHeads(op, sizes, "k", k, layout.k, b, hkv, sk, d, false);
+      checkHeads(op, sizes, "v", v, layout.v, b, hkv, sk, d, false);
+      checkHeads(op, sizes, "out", out, layout.out, b, h, sq, d, false);
+      checkHeads(op, sizes, "dout", dout, doutStrides, b, h, sq, d, false);
+      checkHeads(op, sizes, "dq", dq, layout.q, b, h, sq, d, true);
+      checkHeads(op, sizes, "dk", dk, layout.k, b, hkv, sk, d, true);
+      checkHeads(op, sizes, "dv", dv, layout.v, b, hkv, sk, d, true);
+      checkArrays(op, sizes, b * h * sq, { lse });
+      addon.attentionBackward(dq, dk, dv, dout, q, k, v, out, lse, b, h, hkv, sq, sk, d, scale,
+        Float64Array.of(...layout.q, ...layout.k, ...layout.v, ...layout.out, ...doutStrides));
+    },
+    rope(out, x, cos, sin, b, h, seq, headDim, inverse, outStrides, xStrides) {
+      const sizes = checkCounts("rope", { b, h, seq, headDim });
+      checkHeads("rope", sizes, "x", x, xStrides, b, h, seq, headDim, false);
+      checkHeads("rope", sizes, "out", out, outStrides, b, h, seq, headDim, true);
+      checkArrays("rope", sizes, seq * headDim, { cos, sin });
+      addon.rope(out, x, cos, sin, b, h, seq, headDim, inverse === true, Float64Array.of(...outStrides, ...xStrides));
     },
   };
   return be;

@@ -5,7 +5,7 @@
 import { record } from "../autograd.js";
 import { Tensor } from "../tensor.js";
 import { broadcastShapes, normDim, numel, sameShape, shapeStr } from "../shape.js";
-import { getBackend } from "../../backend/index.js";
+import { getBackend, type AttentionLayout, type HeadStrides } from "../../backend/index.js";
 import { dropoutPositions, type Rng } from "../random.js";
 import { contiguous, expand, transpose } from "./view.js";
 import { sumTo } from "./reduce.js";
@@ -106,47 +106,78 @@ export function layerNorm(x: Tensor, w: Tensor | null, b: Tensor | null, eps: nu
   });
 }
 
-/** Rotary position embedding (HF rotate_half) on x [B, H, S, D] with cos/sin [S, D]. */
+/**
+ * x [B, H, S, D] as the head kernels read it (HeadStrides, backend.ts): a view whose D is contiguous and whose rows
+ * tile [0, numel) of its buffer in some order (e.g. heads transposed out of a [B, S, H·D] projection) is read in
+ * place; anything else is copied. A fresh buffer with the returned strides holds the same layout, which is how
+ * outputs and gradients come back laid out like their inputs (so the transposes around them stay views).
+ */
+function heads(x: Tensor): { t: Tensor; data: Float32Array; strides: HeadStrides } {
+  const t = headsDense(x) ? x : contiguous(x);
+  return { t, data: (t.data as Float32Array).subarray(t.offset), strides: [t.strides[0]!, t.strides[1]!, t.strides[2]!] };
+}
+
+function headsDense(x: Tensor): boolean {
+  if (x.ndim !== 4 || x.dtype !== "float32" || x.numel === 0) return false;
+  const d = x.shape[3]!;
+  if (d > 1 && x.strides[3] !== 1) return false;
+  // the dims of size > 1, innermost (smallest stride) first, must each step over exactly what the inner ones span
+  const dims = [0, 1, 2].filter((i) => x.shape[i]! > 1).sort((i, j) => x.strides[i]! - x.strides[j]!);
+  let span = d;
+  for (const i of dims) {
+    if (x.strides[i] !== span) return false;
+    span *= x.shape[i]!;
+  }
+  return true;
+}
+
+/** Rotary position embedding (HF rotate_half) on x [B, H, S, D] with cos/sin [S, D]; the result is laid out like x. */
 export function rope(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
-  const a = contiguous(f32(x));
-  if (a.ndim !== 4) throw new Error(`rope: expected x [B, H, S, D], got ${shapeStr(a.shape)}`);
-  const [b, h, s, d] = a.shape as [number, number, number, number];
+  const xf = f32(x);
+  if (xf.ndim !== 4) throw new Error(`rope: expected x [B, H, S, D], got ${shapeStr(xf.shape)}`);
+  const [b, h, s, d] = xf.shape as [number, number, number, number];
   if (!sameShape(cos.shape, [s, d]) || !sameShape(sin.shape, [s, d]) || d % 2 !== 0) {
     throw new Error(`rope: cos/sin must be [${s}, ${d}] with even D, got ${shapeStr(cos.shape)} / ${shapeStr(sin.shape)}`);
   }
+  const X = heads(xf), a = X.t;
   const c = cos.f32(), sn = sin.f32();
   const out = new Float32Array(a.numel);
-  getBackend().rope(out, a.f32(), c, sn, b * h, s, d, false);
-  return record(new Tensor(out, a.shape), "rope", [a], (g) => {
-    const dx = new Float32Array(a.numel);
-    getBackend().rope(dx, g.f32(), c, sn, b * h, s, d, true);
-    return [new Tensor(dx, a.shape)];
+  getBackend().rope(out, X.data, c, sn, b, h, s, d, false, X.strides, X.strides);
+  return record(new Tensor(out, a.shape, { strides: a.strides }), "rope", [a], (g) => {
+    const G = heads(g), dx = new Float32Array(a.numel);
+    getBackend().rope(dx, G.data, c, sn, b, h, s, d, true, X.strides, G.strides);
+    return [new Tensor(dx, a.shape, { strides: a.strides })];
   });
 }
 
 /**
  * Causal scaled-dot-product attention with grouped KV heads: q [B, H, Sq, D], k/v [B, Hkv, Sk, D] → [B, H, Sq, D].
  * The Sq queries are the last Sq positions of the Sk keys (Sq = Sk in training, 1 per step with a KV cache).
- * One fused kernel: no [Sq, Sk] score tensor is kept for backward, only the row logsumexp.
+ * One fused kernel: no [Sq, Sk] score tensor is kept for backward, only the row logsumexp. Heads are read in
+ * place (see `heads`): the output is laid out like q and each gradient like its input, so with q/k/v transposed
+ * out of [B, S, H·D] projections the output transposes back into [B, S, H·D] without a copy.
  */
 export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, scale?: number): Tensor {
-  const Q = contiguous(f32(q)), K = contiguous(f32(k)), V = contiguous(f32(v));
-  if (Q.ndim !== 4 || K.ndim !== 4 || !sameShape(K.shape, V.shape)) {
-    throw new Error(`attention: expected q [B,H,Sq,D], k and v [B,Hkv,Sk,D]; got ${shapeStr(Q.shape)}, ${shapeStr(K.shape)}, ${shapeStr(V.shape)}`);
+  const qf = f32(q), kf = f32(k), vf = f32(v);
+  if (qf.ndim !== 4 || kf.ndim !== 4 || !sameShape(kf.shape, vf.shape)) {
+    throw new Error(`attention: expected q [B,H,Sq,D], k and v [B,Hkv,Sk,D]; got ${shapeStr(qf.shape)}, ${shapeStr(kf.shape)}, ${shapeStr(vf.shape)}`);
   }
-  const [b, h, sq, d] = Q.shape as [number, number, number, number];
-  const [kb, hkv, sk, kd] = K.shape as [number, number, number, number];
-  if (kb !== b || kd !== d || h % hkv !== 0 || sq > sk) {
-    throw new Error(`attention: q ${shapeStr(Q.shape)} and k ${shapeStr(K.shape)} disagree (need same B and D, H divisible by Hkv, Sq ≤ Sk)`);
+  const [b, h, sq, d] = qf.shape as [number, number, number, number];
+  const [kb, hkv, sk, kd] = kf.shape as [number, number, number, number];
+  if (kb !== b || kd !== d || hkv === 0 || h % hkv !== 0 || sq > sk) {
+    throw new Error(`attention: q ${shapeStr(qf.shape)} and k ${shapeStr(kf.shape)} disagree (need same B and D, H divisible by Hkv, Sq ≤ Sk)`);
   }
   const sc = scale ?? 1 / Math.sqrt(d);
-  const out = new Float32Array(Q.numel), lse = new Float32Array(b * h * sq);
-  const qs = Q.f32(), ks = K.f32(), vs = V.f32();
-  getBackend().attentionForward(out, lse, qs, ks, vs, b, h, hkv, sq, sk, d, sc);
-  return record(new Tensor(out, Q.shape), "attention", [Q, K, V], (g) => {
-    const dq = new Float32Array(Q.numel), dk = new Float32Array(K.numel), dv = new Float32Array(V.numel);
-    getBackend().attentionBackward(dq, dk, dv, g.f32(), qs, ks, vs, out, lse, b, h, hkv, sq, sk, d, sc);
-    return [new Tensor(dq, Q.shape), new Tensor(dk, K.shape), new Tensor(dv, V.shape)];
+  const Q = heads(qf), K = heads(kf), V = heads(vf);
+  const layout: AttentionLayout = { q: Q.strides, k: K.strides, v: V.strides, out: Q.strides };
+  const out = new Float32Array(Q.t.numel), lse = new Float32Array(b * h * sq);
+  getBackend().attentionForward(out, lse, Q.data, K.data, V.data, b, h, hkv, sq, sk, d, sc, layout);
+  const like = (t: Tensor, data: Float32Array): Tensor => new Tensor(data, t.shape, { strides: t.strides });
+  return record(like(Q.t, out), "attention", [Q.t, K.t, V.t], (g) => {
+    const G = heads(g);
+    const dq = new Float32Array(Q.t.numel), dk = new Float32Array(K.t.numel), dv = new Float32Array(V.t.numel);
+    getBackend().attentionBackward(dq, dk, dv, G.data, Q.data, K.data, V.data, out, lse, b, h, hkv, sq, sk, d, sc, layout, G.strides);
+    return [like(Q.t, dq), like(K.t, dk), like(V.t, dv)];
   });
 }
 

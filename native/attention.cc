@@ -1,0 +1,194 @@
+// Fused causal grouped-query attention (see attention.h), portable C++17.
+//
+// Work goes in blocks of kRows query rows. A block's rows i0..i0+rows see keys 0..n−1 (n = Sk − Sq + i0 + rows),
+// so only that rectangle of scores is computed: the masked triangle above it is skipped, and inside it only the
+// block's own diagonal corner is masked. The rectangle's products are single-threaded GEMMs (gemm_single: the
+// packed ISA micro-kernels) reading q/k/v rows in place through their strides; exp is the elementwise table's
+// (one call per block), once per score in each pass.
+//   forward  (task: batch, head, query block):  S = Q·Kᵀ; Z = scale·S − rowmax (−∞ past the diagonal);
+//            P = exp Z; O = (P·V) / rowsum P; lse = rowmax + log rowsum P.
+//   backward (task: batch, kv head, so dK / dV of a task are its own): per query head of the group and block,
+//            P = exp(scale·S − lse) rebuilt (no [Sq, Sk] tensor between passes); dP = dO·Vᵀ;
+//            dS = scale·P ⊙ (dP − rowsum(dO ⊙ O)); dV += Pᵀ·dO; dQ = dS·K; dK += dSᵀ·Q.
+// Scratch: two [kRows, Sk] float buffers per thread.
+#include "attention.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "elementwise.h"
+#include "gemm.h"
+#include "pool.h"
+
+namespace dora {
+namespace {
+
+// Query rows per block: a block's scores [kRows, Sk] stay in L2 for Sk in the thousands, and 56 = 4 × 14 fills
+// the AVX-512 micro-kernel's row tiles.
+constexpr int64_t kRows = 56;
+
+thread_local std::vector<float> tl_s, tl_p;
+
+float* grow(std::vector<float>& v, int64_t n) {
+  if (static_cast<int64_t>(v.size()) < n) v.resize(static_cast<size_t>(n));
+  return v.data();
+}
+
+// C (m×n) = op(A)·op(B) (+ C when acc), one batch item, on this thread.
+void product(int form, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
+             float* c, int64_t ldc, bool acc) {
+  const GemmArgs g{form, m, n, k, a, lda, 0, b, ldb, 0, c, ldc, 0, 1, acc};
+  gemm_single(g);
+}
+
+struct Block {
+  int64_t i0, rows, n;  // query rows i0..i0+rows, keys 0..n
+};
+
+Block block_at(const AttentionArgs& A, int64_t i0) {
+  const int64_t rows = std::min(kRows, A.sq - i0);
+  return {i0, rows, A.sk - A.sq + i0 + rows};
+}
+
+// Z[r, j] = scale·S[r, j] − shift[r] for the keys row r sees (j ≤ Sk − Sq + i0 + r), −∞ for the rest.
+// With shift == nullptr the row maximum of scale·S is used and stored into mx.
+void shifted_scores(const AttentionArgs& A, const Block& B, float* s, const float* shift, float* mx) {
+  for (int64_t r = 0; r < B.rows; r++) {
+    float* z = s + r * B.n;
+    const int64_t vis = B.n - B.rows + r + 1;
+    for (int64_t j = 0; j < vis; j++) z[j] *= A.scale;
+    float m;
+    if (shift) {
+      m = shift[r];
+    } else {
+      m = -INFINITY;
+      for (int64_t j = 0; j < vis; j++) m = z[j] > m ? z[j] : m;
+      mx[r] = m;
+    }
+    for (int64_t j = 0; j < vis; j++) z[j] -= m;
+    for (int64_t j = vis; j < B.n; j++) z[j] = -INFINITY;
+  }
+}
+
+struct ForwardJob {
+  const AttentionArgs* a;
+  int64_t blocks;
+};
+
+void forward_task(void* ctx, int task, int) {
+  const ForwardJob& J = *static_cast<const ForwardJob*>(ctx);
+  const AttentionArgs& A = *J.a;
+  // Heaviest blocks (the last query rows see the most keys) are handed out first.
+  const int64_t bh = task % (A.b * A.h), blk = J.blocks - 1 - task / (A.b * A.h);
+  const int64_t bi = bh / A.h, hi = bh % A.h, kvh = hi / (A.h / A.hkv);
+  const Block B = block_at(A, blk * kRows);
+  const float* Q = A.q + bi * A.qs.b + hi * A.qs.h + B.i0 * A.qs.s;
+  const float* K = A.k + bi * A.ks.b + kvh * A.ks.h;
+  const float* V = A.v + bi * A.vs.b + kvh * A.vs.h;
+  float* O = A.out + bi * A.os.b + hi * A.os.h + B.i0 * A.os.s;
+  float* lse = A.lse + (bi * A.h + hi) * A.sq + B.i0;
+  float* s = grow(tl_s, B.rows * B.n);
+  float* p = grow(tl_p, B.rows * B.n);
+  float mx[kRows];
+
+  product(kNT, B.rows, B.n, A.d, Q, A.qs.s, K, A.ks.s, s, B.n, false);
+  shifted_scores(A, B, s, nullptr, mx);
+  elementwise().unary_forward(kExp, p, s, B.rows * B.n);
+  product(kNN, B.rows, A.d, B.n, p, B.n, V, A.vs.s, O, A.os.s, false);
+  for (int64_t r = 0; r < B.rows; r++) {
+    const float* pr = p + r * B.n;
+    double sum = 0.0;
+    for (int64_t j = 0; j < B.n; j++) sum += pr[j];
+    const float inv = static_cast<float>(1.0 / sum);
+    float* o = O + r * A.os.s;
+    for (int64_t e = 0; e < A.d; e++) o[e] *= inv;
+    lse[r] = static_cast<float>(mx[r] + std::log(sum));
+  }
+}
+
+void backward_task(void* ctx, int task, int) {
+  const AttentionArgs& A = *static_cast<const AttentionArgs*>(ctx);
+  const int64_t bi = task / A.hkv, kvh = task % A.hkv, group = A.h / A.hkv;
+  const float* K = A.k + bi * A.ks.b + kvh * A.ks.h;
+  const float* V = A.v + bi * A.vs.b + kvh * A.vs.h;
+  float* dK = A.dk + bi * A.ks.b + kvh * A.ks.h;
+  float* dV = A.dv + bi * A.vs.b + kvh * A.vs.h;
+  const size_t row_bytes = sizeof(float) * static_cast<size_t>(A.d);
+  for (int64_t j = 0; j < A.sk; j++) {
+    std::memset(dK + j * A.ks.s, 0, row_bytes);
+    std::memset(dV + j * A.vs.s, 0, row_bytes);
+  }
+  for (int64_t hi = kvh * group; hi < (kvh + 1) * group; hi++) {
+    for (int64_t i0 = 0; i0 < A.sq; i0 += kRows) {
+      const Block B = block_at(A, i0);
+      const float* Q = A.q + bi * A.qs.b + hi * A.qs.h + i0 * A.qs.s;
+      const float* O = A.out + bi * A.os.b + hi * A.os.h + i0 * A.os.s;
+      const float* dO = A.dout + bi * A.gs.b + hi * A.gs.h + i0 * A.gs.s;
+      float* dQ = A.dq + bi * A.qs.b + hi * A.qs.h + i0 * A.qs.s;
+      const float* lse = A.lse + (bi * A.h + hi) * A.sq + i0;
+      float* s = grow(tl_s, B.rows * B.n);
+      float* p = grow(tl_p, B.rows * B.n);
+
+      product(kNT, B.rows, B.n, A.d, Q, A.qs.s, K, A.ks.s, s, B.n, false);
+      shifted_scores(A, B, s, lse, nullptr);
+      elementwise().unary_forward(kExp, p, s, B.rows * B.n);
+      product(kNT, B.rows, B.n, A.d, dO, A.gs.s, V, A.vs.s, s, B.n, false);  // dP over S
+      for (int64_t r = 0; r < B.rows; r++) {
+        const float *g = dO + r * A.gs.s, *o = O + r * A.os.s;
+        double dsum = 0.0;
+        for (int64_t e = 0; e < A.d; e++) dsum += static_cast<double>(g[e]) * o[e];
+        const float di = static_cast<float>(dsum);
+        const float* pr = p + r * B.n;
+        float* ds = s + r * B.n;
+        for (int64_t j = 0; j < B.n; j++) ds[j] = pr[j] * (ds[j] - di) * A.scale;  // masked keys: P = 0
+      }
+      product(kTN, B.n, A.d, B.rows, p, B.n, dO, A.gs.s, dV, A.vs.s, true);
+      product(kNN, B.rows, A.d, B.n, s, B.n, K, A.ks.s, dQ, A.qs.s, false);
+      product(kTN, B.n, A.d, B.rows, s, B.n, Q, A.qs.s, dK, A.ks.s, true);
+    }
+  }
+}
+
+}  // namespace
+
+void attention_forward(const AttentionArgs& a) {
+  if (a.b <= 0 || a.h <= 0 || a.sq <= 0) return;
+  ForwardJob J{&a, (a.sq + kRows - 1) / kRows};
+  parallel_run(static_cast<int>(a.b * a.h * J.blocks), forward_task, &J);
+}
+
+void attention_backward(const AttentionArgs& a) {
+  if (a.b <= 0 || a.hkv <= 0 || a.sk <= 0) return;
+  parallel_run(static_cast<int>(a.b * a.hkv), backward_task, const_cast<AttentionArgs*>(&a));
+}
+
+void rope(float* out, HeadStrides os, const float* x, HeadStrides xs, const float* cos, const float* sin,
+          int64_t b, int64_t h, int64_t s, int64_t d, bool inverse) {
+  // Per pair (i, j = i + D/2) the matrix [[c_i, −s_i], [s_j, c_j]]; `inverse` applies its transpose. float64
+  // arithmetic like the spec.
+  const int64_t half = d / 2;
+  for (int64_t bi = 0; bi < b; bi++)
+    for (int64_t hi = 0; hi < h; hi++)
+      for (int64_t t = 0; t < s; t++) {
+        const float* xr = x + bi * xs.b + hi * xs.h + t * xs.s;
+        float* o = out + bi * os.b + hi * os.h + t * os.s;
+        const float *c = cos + t * d, *sn = sin + t * d;
+        if (inverse) {
+          for (int64_t i = 0; i < half; i++) {
+            const double x1 = xr[i], x2 = xr[i + half];
+            o[i] = static_cast<float>(x1 * c[i] + x2 * sn[i + half]);
+            o[i + half] = static_cast<float>(x2 * c[i + half] - x1 * sn[i]);
+          }
+        } else {
+          for (int64_t i = 0; i < half; i++) {
+            const double x1 = xr[i], x2 = xr[i + half];
+            o[i] = static_cast<float>(x1 * c[i] - x2 * sn[i]);
+            o[i + half] = static_cast<float>(x2 * c[i + half] + x1 * sn[i + half]);
+          }
+        }
+      }
+}
+
+}  // namespace dora

@@ -1,0 +1,116 @@
+/**
+ * Native fused attention and rope against the js spec: MHA, GQA, Sq < Sk (KV cache), one query row, odd sizes,
+ * query blocks with ragged ends, head dim 64 at Sq = Sk = 256; operands contiguous [B, H, S, D], transposed
+ * out of [B, S, H·D] and with row gaps (a split of a fused projection). Bad sizes throw before native code.
+ */
+import { describe, expect, it } from "vitest";
+import type { AttentionLayout, HeadStrides } from "../backend.js";
+import { jsBackend } from "../js/index.js";
+import { loadNativeBackend } from "./index.js";
+
+const native = loadNativeBackend();
+
+function rand(n: number, seed: number): Float32Array {
+  let s = seed >>> 0;
+  return Float32Array.from({ length: n }, () => { s = (Math.imul(s, 1664525) + 1013904223) >>> 0; return s / 2 ** 32 - 0.5; });
+}
+
+function maxRel(a: Float32Array, b: Float32Array): number {
+  let m = 0, scale = 0;
+  for (let i = 0; i < a.length; i++) { m = Math.max(m, Math.abs(a[i]! - b[i]!)); scale = Math.max(scale, Math.abs(b[i]!)); }
+  return m / Math.max(scale, 1e-30);
+}
+
+type Kind = "bhsd" | "bshd" | "gapped";
+
+/** Strides and buffer size of [b, h, s, d] rows: contiguous, a [B, S, H, D] buffer, or [B, S, H·D + 5] rows. */
+function place(kind: Kind, b: number, h: number, s: number, d: number): { st: HeadStrides; size: number } {
+  if (kind === "bhsd") return { st: [h * s * d, s * d, d], size: b * h * s * d };
+  const row = h * d + (kind === "gapped" ? 5 : 0);
+  return { st: [s * row, d, row], size: b * s * row };
+}
+
+function scatter(x: Float32Array, p: { st: HeadStrides; size: number }, b: number, h: number, s: number, d: number): Float32Array {
+  const out = new Float32Array(p.size).fill(NaN); // gaps stay NaN: a kernel reading them would show it
+  for (let i = 0; i < b; i++) for (let j = 0; j < h; j++) for (let t = 0; t < s; t++) {
+    const o = i * p.st[0] + j * p.st[1] + t * p.st[2];
+    out.set(x.subarray(((i * h + j) * s + t) * d, ((i * h + j) * s + t + 1) * d), o);
+  }
+  return out;
+}
+
+function gather(x: Float32Array, st: HeadStrides, b: number, h: number, s: number, d: number): Float32Array {
+  const out = new Float32Array(b * h * s * d);
+  for (let i = 0; i < b; i++) for (let j = 0; j < h; j++) for (let t = 0; t < s; t++) {
+    const o = i * st[0] + j * st[1] + t * st[2];
+    out.set(x.subarray(o, o + d), ((i * h + j) * s + t) * d);
+  }
+  return out;
+}
+
+describe("native attention matches the js spec", () => {
+  const layouts: [Kind, Kind, Kind, Kind][] = [ // q (and out, dq), k, v, dout
+    ["bhsd", "bhsd", "bhsd", "bhsd"], ["bshd", "bshd", "bshd", "bshd"], ["gapped", "bshd", "bhsd", "gapped"],
+  ];
+  it.each([
+    [2, 4, 4, 7, 7, 8], [1, 6, 2, 5, 5, 4], [2, 4, 1, 3, 9, 6], [1, 2, 2, 1, 5, 2], [1, 8, 8, 33, 33, 16],
+    [1, 8, 8, 256, 256, 64], [2, 8, 2, 100, 100, 64], [1, 4, 2, 60, 200, 32], [2, 4, 4, 1, 77, 64], [1, 2, 1, 57, 57, 3],
+  ])("b %i h %i hkv %i sq %i sk %i d %i", (b, h, hkv, sq, sk, d) => {
+    const q0 = rand(b * h * sq * d, 1), k0 = rand(b * hkv * sk * d, 2), v0 = rand(b * hkv * sk * d, 3), g0 = rand(b * h * sq * d, 4);
+    const scale = 1 / Math.sqrt(d);
+    const run = (be: typeof jsBackend, [kq, kk, kv, kg]: [Kind, Kind, Kind, Kind]) => {
+      const pq = place(kq, b, h, sq, d), pk = place(kk, b, hkv, sk, d), pv = place(kv, b, hkv, sk, d), pg = place(kg, b, h, sq, d);
+      const layout: AttentionLayout = { q: pq.st, k: pk.st, v: pv.st, out: pq.st };
+      const q = scatter(q0, pq, b, h, sq, d), k = scatter(k0, pk, b, hkv, sk, d), v = scatter(v0, pv, b, hkv, sk, d);
+      const dout = scatter(g0, pg, b, h, sq, d);
+      const out = new Float32Array(pq.size), lse = new Float32Array(b * h * sq);
+      be.attentionForward(out, lse, q, k, v, b, h, hkv, sq, sk, d, scale, layout);
+      const dq = new Float32Array(pq.size), dk = new Float32Array(pk.size), dv = new Float32Array(pv.size);
+      be.attentionBackward(dq, dk, dv, dout, q, k, v, out, lse, b, h, hkv, sq, sk, d, scale, layout, pg.st);
+      return {
+        out: gather(out, pq.st, b, h, sq, d), lse, dq: gather(dq, pq.st, b, h, sq, d),
+        dk: gather(dk, pk.st, b, hkv, sk, d), dv: gather(dv, pv.st, b, hkv, sk, d),
+      };
+    };
+    const ref = run(jsBackend, layouts[0]!);
+    for (const layout of layouts) {
+      const js = run(jsBackend, layout), nat = run(native, layout);
+      for (const key of ["out", "lse", "dq", "dk", "dv"] as const) {
+        expect(Array.from(js[key]), `js ${key} ${layout.join("/")}`).toEqual(Array.from(ref[key])); // the spec ignores layout
+        expect(maxRel(nat[key], ref[key]), `native ${key} ${layout.join("/")}`).toBeLessThan(2e-5);
+      }
+    }
+  });
+
+  it("throws on bad sizes before calling native code", () => {
+    const b = 1, h = 2, s = 4, d = 8, st: HeadStrides = [h * s * d, s * d, d];
+    const x = rand(b * h * s * d, 5), lse = new Float32Array(b * h * s);
+    const layout: AttentionLayout = { q: st, k: st, v: st, out: st };
+    expect(() => native.attentionForward(new Float32Array(10), lse, x, x, x, b, h, h, s, s, d, 0.3, layout)).toThrow(/out has 10 elements/);
+    expect(() => native.attentionForward(new Float32Array(x.length), lse, x, x, x, b, h, h, s, s, d, 0.3, { ...layout, out: [0, 0, d] }))
+      .toThrow(/out strides \[0, 0, 8\] make rows overlap/);
+    expect(() => native.attentionForward(new Float32Array(x.length), lse, x, x, x, b, h, 0, s, s, d, 0.3, layout)).toThrow(/multiple of hkv/);
+    expect(() => native.attentionForward(new Float32Array(x.length), lse, x, x, x, b, h, h, s + 1, s, d, 0.3, layout)).toThrow(/sq must be ≤ sk/);
+    expect(() => native.attentionBackward(x.slice(), x.slice(), x.slice(0, 5), x, x, x, x, x, lse, b, h, h, s, s, d, 0.3, layout, st))
+      .toThrow(/dv has 5 elements/);
+    expect(() => native.rope(new Float32Array(x.length), x, x, x, b, h, s, d, false, st, [1, 2, -1])).toThrow(/x strides/);
+  });
+});
+
+describe("native rope matches the js spec", () => {
+  it.each([[2, 3, 5, 8], [1, 8, 256, 64], [3, 1, 1, 2]])("b %i h %i s %i d %i", (b, h, s, d) => {
+    const x0 = rand(b * h * s * d, 7), cos = rand(s * d, 8), sin = rand(s * d, 9);
+    for (const inverse of [false, true]) {
+      for (const [kx, ko] of [["bhsd", "bhsd"], ["bshd", "bshd"], ["gapped", "bhsd"]] as [Kind, Kind][]) {
+        const px = place(kx, b, h, s, d), po = place(ko, b, h, s, d), x = scatter(x0, px, b, h, s, d);
+        const ref = new Float32Array(x0.length), js = new Float32Array(po.size), nat = new Float32Array(po.size);
+        const bhsd = place("bhsd", b, h, s, d).st;
+        jsBackend.rope(ref, x0, cos, sin, b, h, s, d, inverse, bhsd, bhsd);
+        jsBackend.rope(js, x, cos, sin, b, h, s, d, inverse, po.st, px.st);
+        native.rope(nat, x, cos, sin, b, h, s, d, inverse, po.st, px.st);
+        expect(Array.from(gather(js, po.st, b, h, s, d))).toEqual(Array.from(ref));
+        expect(maxRel(gather(nat, po.st, b, h, s, d), ref), `${kx}→${ko} inverse ${inverse}`).toBeLessThan(1e-6);
+      }
+    }
+  });
+});
