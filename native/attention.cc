@@ -3,8 +3,8 @@
 // Work goes in blocks of kRows query rows. A block's rows i0..i0+rows see keys 0..n−1 (n = Sk − Sq + i0 + rows),
 // so only that rectangle of scores is computed: the masked triangle above it is skipped, and inside it only the
 // block's own diagonal corner is masked. The rectangle's products are single-threaded GEMMs (gemm_single: the
-// packed ISA micro-kernels) reading q/k/v rows in place through their strides; exp is the elementwise table's
-// (one call per block), once per score in each pass.
+// packed ISA micro-kernels) reading q/k/v rows in place through their strides; exp is the elementwise table's,
+// once per visible score in each pass.
 //   forward  (task: batch, head, query block):  S = Q·Kᵀ; Z = scale·S − rowmax (−∞ past the diagonal);
 //            P = exp Z; O = (P·V) / rowsum P; lse = rowmax + log rowsum P.
 //   backward (task: batch, kv head, so dK / dV of a task are its own): per query head of the group and block,
@@ -43,6 +43,27 @@ void product(int form, int64_t m, int64_t n, int64_t k, const float* a, int64_t 
   gemm_single(g);
 }
 
+// Σ x[j]·(y ? y[j] : 1) in float64 over 8 partial sums: one running float64 sum is a single dependency chain the
+// compiler may not reorder, which costs more than the exps of a row.
+double sum8(const float* x, const float* y, int64_t n) {
+  double acc[8] = {};
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8)
+    for (int l = 0; l < 8; l++) acc[l] += y ? static_cast<double>(x[j + l]) * y[j + l] : x[j + l];
+  for (; j < n; j++) acc[0] += y ? static_cast<double>(x[j]) * y[j] : x[j];
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+// max_j scale·x[j] over 8 partial maxima (as sum8: a single running max is one dependency chain).
+float scaled_max8(const float* x, int64_t n, float scale) {
+  float m[8] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8)
+    for (int l = 0; l < 8; l++) m[l] = std::max(m[l], x[j + l] * scale);
+  for (; j < n; j++) m[0] = std::max(m[0], x[j] * scale);
+  return std::max(std::max(std::max(m[0], m[1]), std::max(m[2], m[3])), std::max(std::max(m[4], m[5]), std::max(m[6], m[7])));
+}
+
 struct Block {
   int64_t i0, rows, n;  // query rows i0..i0+rows, keys 0..n
 };
@@ -52,23 +73,17 @@ Block block_at(const AttentionArgs& A, int64_t i0) {
   return {i0, rows, A.sk - A.sq + i0 + rows};
 }
 
-// Z[r, j] = scale·S[r, j] − shift[r] for the keys row r sees (j ≤ Sk − Sq + i0 + r), −∞ for the rest.
-// With shift == nullptr the row maximum of scale·S is used and stored into mx.
-void shifted_scores(const AttentionArgs& A, const Block& B, float* s, const float* shift, float* mx) {
+// P[r, j] = exp(scale·S[r, j] − shift[r]) for the keys row r sees (j ≤ Sk − Sq + i0 + r), 0 for the rest (whose
+// exps are skipped). S is overwritten. With shift == nullptr the row maximum of scale·S is used and stored into mx.
+void probabilities(const AttentionArgs& A, const Block& B, float* s, float* p, const float* shift, float* mx) {
+  const auto exp_rows = elementwise().unary_forward;
   for (int64_t r = 0; r < B.rows; r++) {
-    float* z = s + r * B.n;
+    float *z = s + r * B.n, *pr = p + r * B.n;
     const int64_t vis = B.n - B.rows + r + 1;
-    for (int64_t j = 0; j < vis; j++) z[j] *= A.scale;
-    float m;
-    if (shift) {
-      m = shift[r];
-    } else {
-      m = -INFINITY;
-      for (int64_t j = 0; j < vis; j++) m = z[j] > m ? z[j] : m;
-      mx[r] = m;
-    }
-    for (int64_t j = 0; j < vis; j++) z[j] -= m;
-    for (int64_t j = vis; j < B.n; j++) z[j] = -INFINITY;
+    const float m = shift ? shift[r] : (mx[r] = scaled_max8(z, vis, A.scale));
+    for (int64_t j = 0; j < vis; j++) z[j] = z[j] * A.scale - m;
+    exp_rows(kExp, pr, z, vis);
+    std::memset(pr + vis, 0, sizeof(float) * static_cast<size_t>(B.n - vis));
   }
 }
 
@@ -94,13 +109,10 @@ void forward_task(void* ctx, int task, int) {
   float mx[kRows];
 
   product(kNT, B.rows, B.n, A.d, Q, A.qs.s, K, A.ks.s, s, B.n, false);
-  shifted_scores(A, B, s, nullptr, mx);
-  elementwise().unary_forward(kExp, p, s, B.rows * B.n);
+  probabilities(A, B, s, p, nullptr, mx);
   product(kNN, B.rows, A.d, B.n, p, B.n, V, A.vs.s, O, A.os.s, false);
   for (int64_t r = 0; r < B.rows; r++) {
-    const float* pr = p + r * B.n;
-    double sum = 0.0;
-    for (int64_t j = 0; j < B.n; j++) sum += pr[j];
+    const double sum = sum8(p + r * B.n, nullptr, B.n);
     const float inv = static_cast<float>(1.0 / sum);
     float* o = O + r * A.os.s;
     for (int64_t e = 0; e < A.d; e++) o[e] *= inv;
@@ -132,14 +144,11 @@ void backward_task(void* ctx, int task, int) {
       float* p = grow(tl_p, B.rows * B.n);
 
       product(kNT, B.rows, B.n, A.d, Q, A.qs.s, K, A.ks.s, s, B.n, false);
-      shifted_scores(A, B, s, lse, nullptr);
-      elementwise().unary_forward(kExp, p, s, B.rows * B.n);
+      probabilities(A, B, s, p, lse, nullptr);
       product(kNT, B.rows, B.n, A.d, dO, A.gs.s, V, A.vs.s, s, B.n, false);  // dP over S
       for (int64_t r = 0; r < B.rows; r++) {
         const float *g = dO + r * A.gs.s, *o = O + r * A.os.s;
-        double dsum = 0.0;
-        for (int64_t e = 0; e < A.d; e++) dsum += static_cast<double>(g[e]) * o[e];
-        const float di = static_cast<float>(dsum);
+        const float di = static_cast<float>(sum8(g, o, A.d));
         const float* pr = p + r * B.n;
         float* ds = s + r * B.n;
         for (int64_t j = 0; j < B.n; j++) ds[j] = pr[j] * (ds[j] - di) * A.scale;  // masked keys: P = 0
