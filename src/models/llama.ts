@@ -73,7 +73,9 @@ export class LlamaAttention extends Module {
   forward(x: Tensor, cos: Tensor, sin: Tensor, cache?: KVCache): Tensor {
     const { numHeads: nh, numKvHeads: nkv, headDim: hd } = this.config;
     const [b, s] = x.shape as [number, number];
-    const heads = (t: Tensor, n: number): Tensor => transpose(reshape(t, [b, s, n, hd]), 1, 2); // → [B, n, S, hd]
+    // [B, S, n·hd] → [B, n, S, hd] as a view: rope and attention read such heads in place and lay their results out
+    // the same way, so the transpose back into o_proj below is a view too (no head copies either way).
+    const heads = (t: Tensor, n: number): Tensor => transpose(reshape(t, [b, s, n, hd]), 1, 2);
     const q = rope(heads(this.child<Layer>("q_proj").forward(x), nh), cos, sin);
     let k = rope(heads(this.child<Layer>("k_proj").forward(x), nkv), cos, sin);
     let v = heads(this.child<Layer>("v_proj").forward(x), nkv);

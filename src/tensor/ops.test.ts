@@ -53,6 +53,12 @@ describe("gradients match finite differences", () => {
     ["rope", () => [r([1, 2, 3, 4])], (x) => T.rope(x!, tensor([...Array(12)].map((_, i) => Math.cos(i * 0.3)), [3, 4]), tensor([...Array(12)].map((_, i) => Math.sin(i * 0.3)), [3, 4]))],
     ["attention gqa", () => [r([1, 4, 3, 2]), r([1, 2, 3, 2]), r([1, 2, 3, 2])], (q, k, v) => T.scaledDotProductAttention(q!, k!, v!)],
     ["attention sq<sk", () => [r([1, 2, 2, 3]), r([1, 1, 4, 3]), r([1, 1, 4, 3])], (q, k, v) => T.scaledDotProductAttention(q!, k!, v!)],
+    ["rope + attention on heads of [B, S, H·D]", () => [r([2, 3, 4 * 2]), r([2, 3, 2 * 2]), r([2, 3, 2 * 2])], (q, k, v) => {
+      const heads = (t: Tensor, n: number): Tensor => T.transpose(T.reshape(t, [2, 3, n, 2]), 1, 2);
+      const cos = tensor([...Array(6)].map((_, i) => Math.cos(0.4 * i)), [3, 2]), sin = tensor([...Array(6)].map((_, i) => Math.sin(0.4 * i)), [3, 2]);
+      const a = T.scaledDotProductAttention(T.rope(heads(q!, 4), cos, sin), heads(k!, 2), heads(v!, 2));
+      return T.reshape(T.transpose(a, 1, 2), [2, 3, 8]);
+    }],
     ["embedding", () => [r([5, 3])], (w) => T.embedding(w!, indexTensor([0, 4, 4, 2], [2, 2]))],
     ["where", () => [r([2, 3]), r([3])], (a, b) => T.where(tensor([1, 0, 1, 0, 0, 1], [2, 3]), a!, b!)],
     ["cat", () => [r([2, 3]), r([2, 2])], (a, b) => T.cat([a!, b!], 1)],
@@ -83,6 +89,31 @@ describe("closed forms", () => {
     const q = randn([1, 2, 1, 3], rng), k = randn([1, 1, 1, 3], rng), v = randn([1, 1, 1, 3], rng);
     const o = T.scaledDotProductAttention(q, k, v);
     expectClose(o, [...v.f32(), ...v.f32()], "attn");
+  });
+  it("rope and attention read heads of a [B, S, H·D] projection in place and lay results out the same way", () => {
+    const [b, s, h, hkv, d] = [2, 5, 4, 2, 6];
+    const x = randn([b, s, h * d], rng).requiresGrad_(), kv = randn([b, s, hkv * d], rng).requiresGrad_();
+    const ang = [...Array(s * d)].map((_, i) => 0.3 * Math.floor(i / d) * (1 + (i % (d / 2))));
+    const cos = tensor(ang.map(Math.cos), [s, d]), sin = tensor(ang.map(Math.sin), [s, d]);
+    const run = (copy: boolean) => {
+      const heads = (t: Tensor, n: number): Tensor => {
+        const v = T.transpose(T.reshape(t, [b, s, n, d]), 1, 2);
+        return copy ? v.contiguous() : v;
+      };
+      const q = T.rope(heads(x, h), cos, sin), k = T.rope(heads(kv, hkv), cos, sin);
+      const a = T.scaledDotProductAttention(q, k, heads(kv, hkv));
+      const y = T.reshape(T.transpose(a, 1, 2), [b, s, h * d]);
+      x.grad = null; kv.grad = null;
+      T.sum(T.mul(y, y)).backward();
+      return { q, a, y: y.f32().slice(), dx: x.grad!.f32().slice(), dkv: kv.grad!.f32().slice() };
+    };
+    const views = run(false), copies = run(true);
+    expect(views.q.strides).toEqual([s * h * d, d, h * d, 1]); // rope kept the [B, S, H, D] layout
+    expect(views.a.strides).toEqual([s * h * d, d, h * d, 1]); // so did attention: the transpose back is contiguous
+    expect(copies.a.isContiguous()).toBe(true);
+    expectClose(views.y, copies.y, "y", { rtol: 1e-6, atol: 1e-7 });
+    expectClose(views.dx, copies.dx, "dx", { rtol: 1e-6, atol: 1e-7 });
+    expectClose(views.dkv, copies.dkv, "dkv", { rtol: 1e-6, atol: 1e-7 });
   });
   it("causal attention ignores future keys", () => {
     const q = randn([1, 1, 3, 4], rng), k = randn([1, 1, 3, 4], rng), v = randn([1, 1, 3, 4], rng);
