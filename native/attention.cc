@@ -9,7 +9,8 @@
 //            the diagonal; O = (P·V) / rowsum P; lse = rowmax + log rowsum P.
 //   backward (task: batch, kv head, so dK / dV of a task are its own): per query head of the group and block,
 //            P = exp(scale·S − lse) rebuilt (no [Sq, Sk] tensor between passes); dP = dO·Vᵀ;
-//            dS = scale·P ⊙ (dP − rowsum(dO ⊙ O)); dV += Pᵀ·dO; dQ = dS·K; dK += dSᵀ·Q.
+//            dS = scale·P ⊙ (dP − rowsum(P ⊙ dP)); dV += Pᵀ·dO; dQ = dS·K; dK += dSᵀ·Q. (rowsum(P ⊙ dP) is
+//            the spec's rowsum(dO ⊙ O), so `out` is not read.)
 // Scratch: two [kRows, Sk] float buffers per thread.
 #include "attention.h"
 
@@ -43,14 +44,23 @@ void product(int form, int64_t m, int64_t n, int64_t k, const float* a, int64_t 
   gemm_single(g);
 }
 
-// Σ x[j]·(y ? y[j] : 1) in float64 over 8 partial sums: one running float64 sum is a single dependency chain the
+// Σ x[j] and Σ x[j]·y[j] in float64 over 8 partial sums: one running float64 sum is a single dependency chain the
 // compiler may not reorder (it cost a third as much as the row's scalar exps).
-double sum8(const float* x, const float* y, int64_t n) {
+double sum8(const float* x, int64_t n) {
   double acc[8] = {};
   int64_t j = 0;
   for (; j + 8 <= n; j += 8)
-    for (int l = 0; l < 8; l++) acc[l] += y ? static_cast<double>(x[j + l]) * y[j + l] : x[j + l];
-  for (; j < n; j++) acc[0] += y ? static_cast<double>(x[j]) * y[j] : x[j];
+    for (int l = 0; l < 8; l++) acc[l] += x[j + l];
+  for (; j < n; j++) acc[0] += x[j];
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+double dot8(const float* x, const float* y, int64_t n) {
+  double acc[8] = {};
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8)
+    for (int l = 0; l < 8; l++) acc[l] += static_cast<double>(x[j + l]) * y[j + l];
+  for (; j < n; j++) acc[0] += static_cast<double>(x[j]) * y[j];
   return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
@@ -112,7 +122,7 @@ void forward_task(void* ctx, int task, int) {
   probabilities(A, B, s, p, nullptr, mx);
   product(kNN, B.rows, A.d, B.n, p, B.n, V, A.vs.s, O, A.os.s, false);
   for (int64_t r = 0; r < B.rows; r++) {
-    const double sum = sum8(p + r * B.n, nullptr, B.n);
+    const double sum = sum8(p + r * B.n, B.n);
     const float inv = static_cast<float>(1.0 / sum);
     float* o = O + r * A.os.s;
     for (int64_t e = 0; e < A.d; e++) o[e] *= inv;
@@ -136,7 +146,6 @@ void backward_task(void* ctx, int task, int) {
     for (int64_t i0 = 0; i0 < A.sq; i0 += kRows) {
       const Block B = block_at(A, i0);
       const float* Q = A.q + bi * A.qs.b + hi * A.qs.h + i0 * A.qs.s;
-      const float* O = A.out + bi * A.os.b + hi * A.os.h + i0 * A.os.s;
       const float* dO = A.dout + bi * A.gs.b + hi * A.gs.h + i0 * A.gs.s;
       float* dQ = A.dq + bi * A.qs.b + hi * A.qs.h + i0 * A.qs.s;
       const float* lse = A.lse + (bi * A.h + hi) * A.sq + i0;
@@ -147,10 +156,11 @@ void backward_task(void* ctx, int task, int) {
       probabilities(A, B, s, p, lse, nullptr);
       product(kNT, B.rows, B.n, A.d, dO, A.gs.s, V, A.vs.s, s, B.n, false);  // dP over S
       for (int64_t r = 0; r < B.rows; r++) {
-        const float *g = dO + r * A.gs.s, *o = O + r * A.os.s;
-        const float di = static_cast<float>(sum8(g, o, A.d));
         const float* pr = p + r * B.n;
         float* ds = s + r * B.n;
+        // D_i = rowsum(dO ⊙ O) = rowsum(P ⊙ dP) (O = P·V, dP = dO·Vᵀ): from rows already in cache, where the O
+        // rows would be cold loads.
+        const float di = static_cast<float>(dot8(pr, ds, B.n));
         for (int64_t j = 0; j < B.n; j++) ds[j] = pr[j] * (ds[j] - di) * A.scale;  // masked keys: P = 0
       }
       product(kTN, B.n, A.d, B.rows, p, B.n, dO, A.gs.s, dV, A.vs.s, true);
