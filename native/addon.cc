@@ -84,6 +84,37 @@ napi_value GemmNaive(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// gemmScaled(form, m, n, k, a, aOff, lda, b, bOff, ldb, scale, axis, c, cOff, ldc, accumulate): one 2-d GEMM with
+// op(B) scaled along k (axis 0) or n (axis 1); see GemmArgs::bscale.
+napi_value GemmScaled(napi_env env, napi_callback_info info) {
+  size_t argc = 16;
+  napi_value v[16];
+  napi_get_cb_info(env, info, &argc, v, nullptr, nullptr);
+  if (argc != 16) { fail(env, "dora_native.gemmScaled: expected 16 arguments"); return nullptr; }
+  GemmArgs g;
+  int64_t form, aOff, bOff, cOff, axis;
+  float *a, *b, *sc, *c;
+  size_t la, lb, ls, lc;
+  bool acc;
+  if (!get_i64(env, v[0], &form) || !get_i64(env, v[1], &g.m) || !get_i64(env, v[2], &g.n) || !get_i64(env, v[3], &g.k) ||
+      !get_array(env, v[4], napi_float32_array, &a, &la) || !get_i64(env, v[5], &aOff) || !get_i64(env, v[6], &g.lda) ||
+      !get_array(env, v[7], napi_float32_array, &b, &lb) || !get_i64(env, v[8], &bOff) || !get_i64(env, v[9], &g.ldb) ||
+      !get_array(env, v[10], napi_float32_array, &sc, &ls) || !get_i64(env, v[11], &axis) ||
+      !get_array(env, v[12], napi_float32_array, &c, &lc) || !get_i64(env, v[13], &cOff) || !get_i64(env, v[14], &g.ldc))
+    return nullptr;
+  if (napi_get_value_bool(env, v[15], &acc) != napi_ok) { fail(env, "dora_native.gemmScaled: accumulate must be a boolean"); return nullptr; }
+  g.form = static_cast<int>(form);
+  g.a = a + aOff; g.strideA = 0;
+  g.b = b + bOff; g.strideB = 0;
+  g.c = c + cOff; g.strideC = 0;
+  g.batch = 1;
+  g.accumulate = acc;
+  g.bscale = sc;
+  g.bscale_axis = static_cast<int>(axis);
+  dora::gemm(g);
+  return nullptr;
+}
+
 napi_value SetNumThreads(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value v;
@@ -546,6 +577,7 @@ napi_value Init(napi_env env, napi_value exports) {
   const napi_property_descriptor props[] = {
       {"gemm", nullptr, Gemm, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"gemmNaive", nullptr, GemmNaive, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"gemmScaled", nullptr, GemmScaled, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"gemmNf4", nullptr, GemmNf4, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setNumThreads", nullptr, SetNumThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"numThreads", nullptr, NumThreads, nullptr, nullptr, nullptr, napi_default, nullptr},

@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 #include <new>
 
 #include "pool.h"
@@ -142,9 +143,30 @@ int64_t balanced(int64_t len, int64_t target, int64_t unit) {
   return (per + unit - 1) / unit * unit;
 }
 
+// Multiplies a packed B block (slivers of NR columns, kc rows each; see pack_b) by s along k (axis 0: s[p]) or
+// along n (axis 1: s[j], j < nc; the zero padding of a ragged sliver stays zero).
+void scale_packed_b(float* buf, int NR, int64_t nc, int64_t kc, const float* s, int axis) {
+  for (int64_t j0 = 0; j0 < nc; j0 += NR) {
+    float* sl = buf + j0 * kc;
+    const int cols = static_cast<int>(std::min<int64_t>(NR, nc - j0));
+    if (axis == 0) {
+      for (int64_t p = 0; p < kc; p++) {
+        const float f = s[p];
+        for (int q = 0; q < NR; q++) sl[p * NR + q] *= f;
+      }
+    } else {
+      for (int64_t p = 0; p < kc; p++)
+        for (int q = 0; q < cols; q++) sl[p * NR + q] *= s[j0 + q];
+    }
+  }
+}
+
 // One single-threaded GEMM on a (sub)problem: C[m×n] (+)= A(·)·B(·) with accessors by form.
+// bscale (see GemmArgs) is applied to each packed block of B: a pass over kc×nc floats already in cache, where
+// the block's product costs mc·kc·nc multiply-adds.
 void gemm_serial(const GemmKernel& K, int form, int64_t m, int64_t n, int64_t k,
-                 const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc, bool acc) {
+                 const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc, bool acc,
+                 const float* bscale = nullptr, int bscale_axis = 0) {
   const int MR = K.mr, NR = K.nr;
   static const int64_t eKC = std::getenv("DORA_KC") ? std::atoll(std::getenv("DORA_KC")) : 0;
   static const int64_t eMC = std::getenv("DORA_MC") ? std::atoll(std::getenv("DORA_MC")) : 0;
@@ -169,6 +191,7 @@ void gemm_serial(const GemmKernel& K, int form, int64_t m, int64_t n, int64_t k,
       for (int64_t jc = 0; jc < n; jc += NC) {
         const int64_t nc = std::min(NC, n - jc);
         packB(form, b, ldb, jc, pc, nc, kc, bbuf);
+        if (bscale) scale_packed_b(bbuf, NR, nc, kc, bscale_axis == 0 ? bscale + pc : bscale + jc, bscale_axis);
         for (int64_t ir = 0; ir < mc; ir += MR) {
           const int64_t rows = std::min<int64_t>(MR, mc - ir);
           const float* ap = abuf + ir * kc;
@@ -198,7 +221,10 @@ void gemm_serial(const GemmKernel& K, int form, int64_t m, int64_t n, int64_t k,
 
 // Tiny problems: direct loops (packing would cost more than the product).
 void gemm_small(int form, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
-                const float* b, int64_t ldb, float* c, int64_t ldc, bool acc) {
+                const float* b, int64_t ldb, float* c, int64_t ldc, bool acc,
+                const float* bscale = nullptr, int bscale_axis = 0) {
+  const float* sk = bscale && bscale_axis == 0 ? bscale : nullptr;
+  const float* sn = bscale && bscale_axis == 1 ? bscale : nullptr;
   for (int64_t i = 0; i < m; i++) {
     float* cr = c + i * ldc;
     if (!acc) for (int64_t j = 0; j < n; j++) cr[j] = 0.f;
@@ -207,14 +233,15 @@ void gemm_small(int form, int64_t m, int64_t n, int64_t k, const float* a, int64
       for (int64_t j = 0; j < n; j++) {
         const float* br = b + j * ldb;
         float s = 0.f;
-        for (int64_t p = 0; p < k; p++) s += ar[p] * br[p];
-        cr[j] += s;
+        for (int64_t p = 0; p < k; p++) s += ar[p] * (sk ? br[p] * sk[p] : br[p]);
+        cr[j] += sn ? s * sn[j] : s;
       }
     } else {
       for (int64_t p = 0; p < k; p++) {
-        const float av = *a_at(form, a, lda, i, p);
+        const float av = *a_at(form, a, lda, i, p) * (sk ? sk[p] : 1.f);
         const float* br = b + p * ldb;
-        for (int64_t j = 0; j < n; j++) cr[j] += av * br[j];
+        if (sn) for (int64_t j = 0; j < n; j++) cr[j] += av * (br[j] * sn[j]);
+        else for (int64_t j = 0; j < n; j++) cr[j] += av * br[j];
       }
     }
   }
@@ -244,7 +271,8 @@ void run_item(const Plan& P, int64_t t, int64_t i0, int64_t i1, int64_t j0, int6
   if (m <= 0 || n <= 0) return;
   const float* as = g.form == kTN ? a + i0 : a + i0 * g.lda;
   const float* bs = g.form == kNT ? b + j0 * g.ldb : b + j0;
-  gemm_serial(*P.K, g.form, m, n, g.k, as, g.lda, bs, g.ldb, c + i0 * g.ldc + j0, g.ldc, g.accumulate);
+  const float* sc = g.bscale && g.bscale_axis == 1 ? g.bscale + j0 : g.bscale;
+  gemm_serial(*P.K, g.form, m, n, g.k, as, g.lda, bs, g.ldb, c + i0 * g.ldc + j0, g.ldc, g.accumulate, sc, g.bscale_axis);
 }
 
 void plan_task(void* ctx, int task, int ntasks) {
@@ -299,7 +327,23 @@ void gemv_item(const GemvPlan& P, int64_t t, int64_t j0, int64_t j1) {
   const float* b = g.b + t * g.strideB;
   float* c = g.c + t * g.strideC;
   const float* bs = g.form == kNT ? b + j0 * g.ldb : b + j0;
-  for (int64_t i = 0; i < g.m; i++) P.fn(g.form, j1 - j0, g.k, a + i * g.lda, bs, g.ldb, c + i * g.ldc + j0, g.accumulate);
+  if (!g.bscale) {
+    for (int64_t i = 0; i < g.m; i++) P.fn(g.form, j1 - j0, g.k, a + i * g.lda, bs, g.ldb, c + i * g.ldc + j0, g.accumulate);
+    return;
+  }
+  // a scaled B without touching B: along k, scale the row of A (a·diag(s)·B); along n, scale the product's columns
+  std::vector<float> tmp(static_cast<size_t>(g.bscale_axis == 0 ? g.k : j1 - j0));
+  for (int64_t i = 0; i < g.m; i++) {
+    const float* ar = a + i * g.lda;
+    float* cr = c + i * g.ldc + j0;
+    if (g.bscale_axis == 0) {
+      for (int64_t p = 0; p < g.k; p++) tmp[p] = ar[p] * g.bscale[p];
+      P.fn(g.form, j1 - j0, g.k, tmp.data(), bs, g.ldb, cr, g.accumulate);
+    } else {
+      P.fn(g.form, j1 - j0, g.k, ar, bs, g.ldb, tmp.data(), false);
+      for (int64_t j = 0; j < j1 - j0; j++) cr[j] = (g.accumulate ? cr[j] : 0.f) + tmp[j] * g.bscale[j0 + j];
+    }
+  }
 }
 
 void gemv_task(void* ctx, int task, int ntasks) {
@@ -349,7 +393,7 @@ void gemm_run(const GemmArgs& g, int threads) {
   if (g.m * g.n * g.k <= 512 || g.n < 4) {
     for (int64_t t = 0; t < g.batch; t++)
       gemm_small(g.form, g.m, g.n, g.k, g.a + t * g.strideA, g.lda, g.b + t * g.strideB, g.ldb,
-                 g.c + t * g.strideC, g.ldc, g.accumulate);
+                 g.c + t * g.strideC, g.ldc, g.accumulate, g.bscale, g.bscale_axis);
     return;
   }
   const GemmKernel& K = gemm_kernel();
@@ -394,7 +438,11 @@ void gemm_naive(const GemmArgs& g) {
     for (int64_t i = 0; i < g.m; i++)
       for (int64_t j = 0; j < g.n; j++) {
         float s = 0.f;
-        for (int64_t p = 0; p < g.k; p++) s += *a_at(g.form, a, g.lda, i, p) * *b_at(g.form, b, g.ldb, p, j);
+        for (int64_t p = 0; p < g.k; p++) {
+          float bv = *b_at(g.form, b, g.ldb, p, j);
+          if (g.bscale) bv *= g.bscale[g.bscale_axis == 0 ? p : j];
+          s += *a_at(g.form, a, g.lda, i, p) * bv;
+        }
         float* cij = c + i * g.ldc + j;
         *cij = g.accumulate ? *cij + s : s;
       }

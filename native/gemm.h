@@ -16,6 +16,11 @@ struct GemmArgs {
   float* c; int64_t ldc, strideC;
   int64_t batch;
   bool accumulate;
+  // Optional diagonal scale of op(B) (DoRA's m/n folded into the frozen weight as it is packed, so no scaled copy
+  // of an activation is made): op(B)(p, j) is read as op(B)(p, j)·bscale[p] (axis 0, along k) or ·bscale[j]
+  // (axis 1, along n). nullptr: none.
+  const float* bscale = nullptr;
+  int bscale_axis = 0;
 };
 
 // Micro-kernel: C[MR×NR] (row stride ldc) = (beta ? C : 0) + Apanel·Bpanel over kc steps.

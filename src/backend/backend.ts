@@ -56,6 +56,22 @@ export interface Backend {
   ): void;
 
   /**
+   * One 2-d GEMM with op(B) scaled along one axis: C (m×n) (+)= op(A) · (op(B) scaled), where op(B)(p, j) is read as
+   * op(B)(p, j)·scale[p] (axis "k", scale has k entries) or ·scale[j] (axis "n", n entries). Storage and forms as
+   * `gemm` (batch 1). DoRA's m/n goes into the frozen weight as it is packed: (g ⊙ c)·W = g·(diag(c)·W) and
+   * c ⊙ (x·Wᵀ) = x·(diag(c)·W)ᵀ without a scaled copy of g or a pass over the output (src/peft/dora.ts).
+   */
+  gemmScaled(
+    form: GemmForm,
+    m: number, n: number, k: number,
+    a: Float32Array, aOff: number, lda: number,
+    b: Float32Array, bOff: number, ldb: number,
+    scale: Float32Array, axis: "k" | "n",
+    c: Float32Array, cOff: number, ldc: number,
+    accumulate: boolean,
+  ): void;
+
+  /**
    * GEMM against a frozen NF4 weight W (layout: src/quant/nf4.ts, bitsandbytes' NF4), dequantised tile by tile
    * while packing, never as a whole float32 matrix:
    *   nt: C (m×n) = A (m×k) · Ŵᵀ with W stored [n, k]   (Linear forward x·Wᵀ)

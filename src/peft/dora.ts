@@ -31,19 +31,20 @@
  * `detachNorm: false` builds a full Ŵ. Merging needs a float weight: the layer dequantises its base first.
  *
  * Fused Linear op (`doraLinear`, one autograd node; n detached), c = m/n, u = s·x̃Aᵀ [T, r]:
- *   p = 0:  y = c ⊙ (x Wᵀ + u Bᵀ) + b        z = xWᵀ + uBᵀ accumulated in y's own buffer, scaled in place
+ *   p = 0:  y = c ⊙ (x Wᵀ + u Bᵀ) + b        as x·(diag(c)·W)ᵀ + u·(c ⊙ B)ᵀ + b: c enters W as the GEMM packs it
+ *           (Backend.gemmScaled), so DoRA's forward costs LoRA's (no pass over y, no scaled copy of W)
  *   p > 0:  y = xWᵀ + (c − 1) ⊙ zl + uBᵀ + b,  zl = x̃Wᵀ + uBᵀ  (PEFT; x̃ = keep·x off the drops, keep = 1/(1 − p))
  *   backward (gc = g ⊙ c, vs = s·gc·B):  dB = gcᵀ·u,  dA = vsᵀ·x̃,
  *     dm_i = Σ_t g_ti·z_ti / n_i  with z = (y − b)/c read back from the output (p = 0: nothing [T, out]
  *            is saved besides y, which the graph holds anyway; rows with c_i ≈ 0 recompute z_i exactly)
- *     dx = gc·W + vs·A                                        (p = 0)
+ *     dx = gc·W + vs·A = g·(diag(c)·W) + vs·A                 (p = 0; c packed into W again, no [T, out] gc)
  *     dx = g·W + keep·mask ⊙ ((g ⊙ (c − 1))·W + vs·A)        (p > 0; mask = 1 off the drops)
  *   Dropout, sparse path (p ≤ flat.ts dropoutTuning.sparseMaxP; the drops D as CSR rows, S = x on D, density p):
  *   x̃ = keep·(x − S), so x̃Wᵀ = keep·(P − S·Wᵀ) with P = xWᵀ the one base GEMM, and with a = 1 + keep·(c − 1):
- *     y  = a ⊙ P − keep·(c − 1) ⊙ (S·Wᵀ) + c ⊙ uBᵀ + b        (P scaled in place, Backend.sparseGemm adds S·Wᵀ)
+ *     y  = a ⊙ P − keep·(c − 1) ⊙ (S·Wᵀ) + c ⊙ uBᵀ + b        (a packed into W, Backend.sparseGemm adds S·Wᵀ)
  *     dm: Σ_t g·zl = (keep·Σ g·(y − b) − keep·Σ g·(S·Wᵀ) + (1 − keep)·Σ g·uBᵀ) / a  (nothing [T, out] saved;
  *         Σ g·uBᵀ from gᵀu, Σ g·(S·Wᵀ) without forming it; rows with |a| small recompute exactly)
- *     dx = (g ⊙ a)·W + keep·vs·A − keep·[D] ⊙ G,  G = (g ⊙ (c − 1))·W + vs·A needed only on D (Backend.sampledGemm)
+ *     dx = g·(diag(a)·W) + keep·vs·A − keep·[D] ⊙ G,  G = (g ⊙ (c − 1))·W + vs·A needed only on D (Backend.sampledGemm)
  *     u  = s·keep·(xAᵀ − S·Aᵀ),  dA = keep·(vsᵀ·x − (Sᵀ·vs)ᵀ)   (flat.ts; no x̃ is built)
  *   so one base-size GEMM forward and one backward, as LoRA, plus sparse passes costing ~p of a GEMM's FLOPs
  *   (bound by reading W's panels: ~0.2 GEMM each at p = 0.05); the dense path (large p) runs the products on x̃.
@@ -53,7 +54,7 @@ import {
 } from "../tensor/index.js";
 import type { FusedOperands } from "./layer.js";
 import { type Nf4Weight, nf4TimesT } from "../quant/index.js";
-import { dropInput, gemm, lowRankGradA, lowRankInput, scaleInPlace, subtractAtDrops, zeroDropped, type Drops } from "./flat.js";
+import { dropInput, gemm, gemmScaled, lowRankGradA, lowRankInput, scaleInPlace, subtractAtDrops, zeroDropped, type Drops } from "./flat.js";
 import { getBackend } from "../backend/index.js";
 
 /**
@@ -263,7 +264,6 @@ export function doraLinear(x: Tensor, fo: FusedOperands, A: Tensor, B: Tensor, m
   const baseForm = fifo ? "nn" : "nt";
   const { u, drops } = lowRankInput(xf, Af, T, inF, r, s, dropout); // u = s·x̃Aᵀ [T, r]
   const y = new Float32Array(T * outF);
-  gemm(baseForm, T, outF, inF, xf, Wf, y, false, 0, wOff);  // P = x Wᵀ
   const Bc = new Float32Array(outF * r);                     // c ⊙ B (rows), so u·Bcᵀ = c ⊙ uBᵀ, g·Bc = (g ⊙ c)·B
   for (let i = 0; i < outF; i++) for (let k = 0; k < r; k++) Bc[i * r + k] = Bf[i * r + k]! * c[i]!;
   const sparse = drops !== null && drops.sparse, keep = drops ? drops.keep : 1;
@@ -273,10 +273,12 @@ export function doraLinear(x: Tensor, fo: FusedOperands, A: Tensor, B: Tensor, m
   for (let i = 0; i < outF; i++) { aCol[i] = keep * c[i]! + (1 - keep); cm1[i] = c[i]! - 1; }
   let zl: Float32Array | null = null;
   if (drops === null || sparse) {
-    be.columnScale(y, y, aCol, 0, bf, T, outF);              // a ⊙ P + b, in place
+    if (bf) for (let t = 0; t < T; t++) y.set(bf, t * outF);
+    gemmScaled(baseForm, T, outF, inF, xf, Wf, aCol, "n", y, bf !== null, wOff); // a ⊙ P (+ b): a scales W's rows as packed
     if (drops) be.sparseGemm(baseForm, y, -keep, cm1, xf, drops.rowPtr, drops.cols, T, outF, inF, Wf, wOff, true);
     gemm("nt", T, outF, r, u, Bc, y, true);                  // + c ⊙ uBᵀ
   } else {
+    gemm(baseForm, T, outF, inF, xf, Wf, y, false, 0, wOff); // P = x Wᵀ
     zl = new Float32Array(T * outF);                         // dense dropout: zl = x̃Wᵀ + uBᵀ, saved for dm
     gemm(baseForm, T, outF, inF, dropInput(new Float32Array(xf.length), xf, drops, T, inF), Wf, zl, false, 0, wOff);
     gemm("nt", T, outF, r, u, Bf, zl, true);
@@ -341,55 +343,47 @@ export function doraLinear(x: Tensor, fo: FusedOperands, A: Tensor, B: Tensor, m
   });
 }
 
-/** Elements per block of the dx pass: g ⊙ c (or g ⊙ (c − 1)) is built a block of rows at a time, never [T, out]. */
+/** Elements per block of the dense-dropout dx pass: g ⊙ (c − 1) is built a block of rows at a time, never [T, out]. */
 export const doraTuning = { dxBlockElems: 1 << 20 };
 
 /**
- * dx = (g ⊙ c)·W + vs·A (p = 0), or g·W + mask ⊙ keep·((g ⊙ (c − 1))·W + vs·A) (p > 0), in row blocks so the
- * scaled gradient is a bounded scratch buffer (issue 3: DoRA's peak memory within 5% of LoRA's).
- * Sparse dropout path, with G = (g ⊙ (c − 1))·W + vs·A and mask = 1 − [dropped]:
- *   dx = (g ⊙ (1 + keep·(c − 1)))·W + keep·vs·A − keep·[dropped] ⊙ G,
- * one base-size GEMM, G only at the dropped (t, j) (Backend.sampledGemm).
+ * dx without a scaled copy of g: the column factor of g goes into W as the GEMM packs it (`gemmScaled` along k),
+ * (g ⊙ f)·W = g·(diag(f)·W), so no [T, out] scratch is written and W is packed once.
+ *   p = 0:            dx = (g ⊙ c)·W + vs·A
+ *   sparse dropout:   dx = (g ⊙ (1 + keep·(c − 1)))·W + keep·vs·A − keep·[dropped] ⊙ G,
+ *                     G = (g ⊙ (c − 1))·W + vs·A needed only at the dropped (t, j) (Backend.sampledGemm; gw holds
+ *                     its W part, sampled by the caller)
+ *   dense dropout:    dx = g·W + keep·mask ⊙ ((g ⊙ (c − 1))·W + vs·A), the masked term in row blocks of bounded
+ *                     scratch (issue 3: DoRA's peak memory within 5% of LoRA's).
  */
 function doraDx(g: Float32Array, c: Float32Array, Wf: Float32Array, wOff: number, fifo: boolean, vs: Float32Array,
   Af: Float32Array, drops: Drops | null, gw: Float32Array | null, T: number, inF: number, outF: number, r: number): Float32Array {
   const form = fifo ? "nt" : "nn";
   const be = getBackend();
   const dx = new Float32Array(T * inF);
+  if (drops === null || drops.sparse) {
+    const keep = drops ? drops.keep : 1;
+    const f = new Float32Array(outF);
+    for (let i = 0; i < outF; i++) f[i] = keep * c[i]! + (1 - keep);  // c when p = 0
+    gemmScaled(form, T, inF, outF, g, Wf, f, "k", dx, false, wOff);
+    gemm("nn", T, inF, r, keep === 1 ? vs : vs.map((v) => v * keep), Af, dx, true);
+    if (drops) {
+      be.sampledGemm("nt", gw!, vs, null, drops.rowPtr, drops.cols, T, r, inF, Af, 0, true); // + vs·A at the drops
+      subtractAtDrops(dx, gw!, drops, T, inF);
+    }
+    return dx;
+  }
   const rows = Math.max(1, Math.min(T, Math.floor(doraTuning.dxBlockElems / Math.max(outF, inF))));
-  const gs = new Float32Array(Math.min(rows, T) * outF);
-  const dense = drops !== null && !drops.sparse;
-  const low = dense ? new Float32Array(Math.min(rows, T) * inF) : null;
-  if (dense) gemm(form, T, inF, outF, g, Wf, dx, false, 0, wOff); // g·W
-  // the column factor of g: c (p = 0), c − 1 (dense dropout), 1 + keep·(c − 1) = keep·c + (1 − keep) (sparse)
-  let scale = c, offset = 0;
-  if (drops && drops.sparse) {
-    scale = new Float32Array(outF);
-    for (let i = 0; i < outF; i++) scale[i] = drops.keep * c[i]!;
-    offset = 1 - drops.keep;
-  } else if (dense) offset = -1;
-  const vsk = drops && drops.sparse ? vs.map((v) => v * drops.keep) : vs;
+  const gs = new Float32Array(Math.min(rows, T) * outF), low = new Float32Array(Math.min(rows, T) * inF);
+  gemm(form, T, inF, outF, g, Wf, dx, false, 0, wOff); // g·W
   for (let t0 = 0; t0 < T; t0 += rows) {
     const nr = Math.min(rows, T - t0);
-    const gsb = gs.subarray(0, nr * outF);
-    be.columnScale(gsb, g.subarray(t0 * outF, (t0 + nr) * outF), scale, offset, null, nr, outF);
-    const vsb = vsk.subarray(t0 * r, (t0 + nr) * r);
-    if (low === null) {
-      const out = dx.subarray(t0 * inF, (t0 + nr) * inF);
-      gemm(form, nr, inF, outF, gsb, Wf, out, false, 0, wOff);
-      gemm("nn", nr, inF, r, vsb, Af, out, true);
-    } else {
-      const lb = low.subarray(0, nr * inF);
-      gemm(form, nr, inF, outF, gsb, Wf, lb, false, 0, wOff);
-      gemm("nn", nr, inF, r, vsb, Af, lb, true);
-      zeroDropped(lb, drops!, nr, inF, t0);
-      for (let j = 0, o = t0 * inF; j < nr * inF; j++, o++) dx[o] = dx[o]! + drops!.keep * lb[j]!;
-    }
-  }
-  if (drops && drops.sparse) {
-    // G at the dropped (t, j): (g ⊙ (c − 1))·W (gw, sampled by the caller) + vs·A; dx −= keep·G there
-    be.sampledGemm("nt", gw!, vs, null, drops.rowPtr, drops.cols, T, r, inF, Af, 0, true);
-    subtractAtDrops(dx, gw!, drops, T, inF);
+    const gsb = gs.subarray(0, nr * outF), lb = low.subarray(0, nr * inF);
+    be.columnScale(gsb, g.subarray(t0 * outF, (t0 + nr) * outF), c, -1, null, nr, outF); // g ⊙ (c − 1)
+    gemm(form, nr, inF, outF, gsb, Wf, lb, false, 0, wOff);
+    gemm("nn", nr, inF, r, vs.subarray(t0 * r, (t0 + nr) * r), Af, lb, true);
+    zeroDropped(lb, drops, nr, inF, t0);
+    for (let j = 0, o = t0 * inF; j < nr * inF; j++, o++) dx[o] = dx[o]! + drops.keep * lb[j]!;
   }
   return dx;
 }

@@ -18,6 +18,13 @@ export function gemm(form: GemmForm, m: number, n: number, k: number, a: Float32
   getBackend().gemm(form, m, n, k, a, aOff, lda, 0, b, bOff, ldb, 0, c, 0, n, 0, 1, accumulate);
 }
 
+/** `gemm` with op(B) scaled along k or n (Backend.gemmScaled): a per-row or per-column factor of the weight. */
+export function gemmScaled(form: GemmForm, m: number, n: number, k: number, a: Float32Array, b: Float32Array,
+  scale: Float32Array, axis: "k" | "n", c: Float32Array, accumulate: boolean, bOff = 0): void {
+  const lda = form === "tn" ? m : k, ldb = form === "nt" ? k : n;
+  getBackend().gemmScaled(form, m, n, k, a, 0, lda, b, bOff, ldb, scale, axis, c, 0, n, accumulate);
+}
+
 /**
  * Up to these dropout rates the fused ops correct the un-dropped products sparsely (cost ∝ p); above them they run
  * their products on x̃ densely. DoRA (its W-sized products): crossover measured near 0.2; LoRA (only rank-r products

@@ -40,3 +40,26 @@ export function gemm(
     }
   }
 }
+
+/** `Backend.gemmScaled` (spec): the same loops with op(B)(p, j)·scale[p] (axis "k") or ·scale[j] (axis "n"). */
+export function gemmScaled(
+  form: GemmForm,
+  m: number, n: number, k: number,
+  a: Float32Array, aOff: number, lda: number,
+  b: Float32Array, bOff: number, ldb: number,
+  scale: Float32Array, axis: "k" | "n",
+  c: Float32Array, cOff: number, ldc: number,
+  accumulate: boolean,
+): void {
+  const bAt = (p: number, j: number): number =>
+    (form === "nt" ? b[bOff + j * ldb + p]! : b[bOff + p * ldb + j]!) * (axis === "k" ? scale[p]! : scale[j]!);
+  for (let i = 0; i < m; i++) {
+    const cr = cOff + i * ldc;
+    if (!accumulate) c.fill(0, cr, cr + n);
+    for (let j = 0; j < n; j++) {
+      let s = 0;
+      for (let p = 0; p < k; p++) s += (form === "tn" ? a[aOff + p * lda + i]! : a[aOff + i * lda + p]!) * bAt(p, j);
+      c[cr + j] = c[cr + j]! + s;
+    }
+  }
+}

@@ -1,6 +1,6 @@
 /** The pure-TypeScript backend: every kernel as plain loops. It is the specification the native one must match. */
 import type { Backend } from "../backend.js";
-import { gemm } from "./gemm.js";
+import { gemm, gemmScaled } from "./gemm.js";
 import { gemmNf4 } from "./gemm-nf4.js";
 import { binary, copyStrided, siluMulBackward, siluMulForward, unaryBackward, unaryForward } from "./elementwise.js";
 import { maxRows, sumCols, sumRows } from "./reduce.js";
@@ -13,7 +13,7 @@ import { adamwStep, col2im, embeddingBackward, embeddingForward, im2col } from "
 
 export const jsBackend: Backend = {
   name: "js",
-  gemm, gemmNf4, unaryForward, unaryBackward, siluMulForward, siluMulBackward, binary, copyStrided, sumRows, maxRows, sumCols,
+  gemm, gemmScaled, gemmNf4, unaryForward, unaryBackward, siluMulForward, siluMulBackward, binary, copyStrided, sumRows, maxRows, sumCols,
   softmaxForward, softmaxBackward, crossEntropyForward, crossEntropyBackward,
   rmsNormForward, rmsNormBackward, layerNormForward, layerNormBackward,
   rope, attentionForward, attentionBackward, embeddingForward, embeddingBackward, im2col, col2im, adamwStep,

@@ -17,6 +17,10 @@ export interface NativeAddon {
     c: Float32Array, cOff: number, ldc: number, strideC: number,
     batch: number, accumulate: boolean): void;
   gemmNaive: NativeAddon["gemm"];
+  /** Backend.gemmScaled; axis 0 = k, 1 = n. */
+  gemmScaled(form: number, m: number, n: number, k: number, a: Float32Array, aOff: number, lda: number,
+    b: Float32Array, bOff: number, ldb: number, scale: Float32Array, axis: number,
+    c: Float32Array, cOff: number, ldc: number, accumulate: boolean): void;
   /** NF4 GEMM (Backend.gemmNf4); form 0 nn, 1 nt; `naive` runs the in-tree reference loop. */
   gemmNf4(form: number, m: number, n: number, k: number, a: Float32Array, aOff: number, lda: number,
     codes: Uint8Array, absmax: Float32Array, lut: Float32Array, blockSize: number,

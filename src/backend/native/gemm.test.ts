@@ -6,6 +6,11 @@
 import { afterAll, describe, expect, it } from "vitest";
 import type { GemmForm } from "../backend.js";
 import { loadAddon, nativeGemm } from "./addon.js";
+import { loadNativeBackend } from "./index.js";
+import { jsBackend } from "../js/index.js";
+
+let nativeBackend: ReturnType<typeof loadNativeBackend> | undefined;
+const getNative = (): ReturnType<typeof loadNativeBackend> => (nativeBackend ??= loadNativeBackend());
 
 const addon = loadAddon();
 const defaultIsa = addon.isa();
@@ -191,5 +196,53 @@ describe("native gemm argument checks (an Error, never a crash)", () => {
 
   it("the addon itself rejects a non-float32 array instead of reading it", () => {
     expect(() => addon.gemm(0, 1, 1, 1, new Float64Array(1) as unknown as Float32Array, 0, 1, 0, b, 0, 1, 0, c, 0, 1, 0, 1, false)).toThrow(/typed array/);
+  });
+});
+
+describe("native gemmScaled (op(B) scaled along k or n) matches the js spec", () => {
+  // small (direct loops), m ≤ 4 (GEMV), and packed sizes across blocks and ragged slivers; ld padding and offsets
+  const sizes: Array<[number, number, number]> = [[3, 5, 4], [1, 70, 33], [4, 33, 70], [37, 45, 53], [130, 301, 290], [300, 64, 700]];
+  const js = (form: GemmForm, m: number, n: number, k: number, a: Float32Array, lda: number, b: Float32Array, ldb: number,
+    s: Float32Array, axis: "k" | "n", c: Float32Array, ldc: number, acc: boolean): void => {
+    // the spec of gemmScaled, written here by its definition: op(B) scaled, then a plain product
+    for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) {
+      let sum = 0;
+      for (let p = 0; p < k; p++) {
+        const av = form === "tn" ? a[2 + p * lda + i]! : a[2 + i * lda + p]!;
+        const bv = (form === "nt" ? b[3 + j * ldb + p]! : b[3 + p * ldb + j]!) * (axis === "k" ? s[p]! : s[j]!);
+        sum += av * bv;
+      }
+      c[1 + i * ldc + j] = (acc ? c[1 + i * ldc + j]! : 0) + sum;
+    }
+  };
+  for (const threads of [1, 2])
+    for (const form of forms)
+      for (const axis of ["k", "n"] as const)
+        it(`${form} along ${axis}, ${threads} thread(s)`, () => {
+          addon.setNumThreads(threads);
+          sizes.forEach(([m, n, k], idx) => {
+            const r = rng(77 + idx);
+            const lda = (form === "tn" ? m : k) + 2, ldb = (form === "nt" ? k : n) + 1, ldc = n + 3;
+            const a = Float32Array.from({ length: 2 + lda * (form === "tn" ? k : m) }, r);
+            const b = Float32Array.from({ length: 3 + ldb * (form === "nt" ? n : k) }, r);
+            const s = Float32Array.from({ length: axis === "k" ? k : n }, () => 0.5 + r());
+            for (const acc of [false, true]) {
+              const c0 = Float32Array.from({ length: 1 + ldc * m + 2 }, r);
+              const want = c0.slice(), got = c0.slice(), spec = c0.slice();
+              js(form, m, n, k, a, lda, b, ldb, s, axis, want, ldc, acc);
+              getNative().gemmScaled(form, m, n, k, a, 2, lda, b, 3, ldb, s, axis, got, 1, ldc, acc);
+              jsBackend.gemmScaled(form, m, n, k, a, 2, lda, b, 3, ldb, s, axis, spec, 1, ldc, acc);
+              for (let x = 0; x < got.length; x++) {
+                const tol = 1e-5 * (k + 1) * 2;
+                if (Math.abs(got[x]! - want[x]!) > tol || Math.abs(spec[x]! - want[x]!) > tol)
+                  throw new Error(`${form} ${axis} m=${m} n=${n} k=${k} acc=${acc}: element ${x}: native ${got[x]}, spec ${spec[x]}, expected ${want[x]}`);
+              }
+            }
+          });
+        });
+  it("rejects a scale of the wrong length or a bad axis", () => {
+    const a = new Float32Array(12), b = new Float32Array(12), c = new Float32Array(9);
+    expect(() => getNative().gemmScaled("nn", 3, 3, 4, a, 0, 4, b, 0, 3, new Float32Array(3), "k", c, 0, 3, false)).toThrow(/scale has 3 elements, needs 4/);
+    expect(() => getNative().gemmScaled("nn", 3, 3, 4, a, 0, 4, b, 0, 3, new Float32Array(4), "m" as "k", c, 0, 3, false)).toThrow(/axis must be "k" or "n"/);
   });
 });

@@ -7,7 +7,7 @@
  */
 import type { Backend, BinaryOp, HeadStrides, UnaryOp } from "../backend.js";
 import { jsBackend } from "../js/index.js";
-import { loadAddon, nativeGemm } from "./addon.js";
+import { checkGemm, loadAddon, nativeGemm } from "./addon.js";
 import { binaryFast, isFlat } from "./fastpath.js";
 
 const UNARY: Partial<Record<UnaryOp, number>> = { exp: 0, silu: 1, gelu: 2 };
@@ -128,6 +128,14 @@ export function loadNativeBackend(): Backend {
     name: "native",
     gemm(form, m, n, k, a, aOff, lda, strideA, b, bOff, ldb, strideB, c, cOff, ldc, strideC, batch, accumulate) {
       nativeGemm(addon, form, m, n, k, a, aOff, lda, strideA, b, bOff, ldb, strideB, c, cOff, ldc, strideC, batch, accumulate);
+    },
+    gemmScaled(form, m, n, k, a, aOff, lda, b, bOff, ldb, scale, axis, c, cOff, ldc, accumulate) {
+      checkGemm(form, m, n, k, a, aOff, lda, 0, b, bOff, ldb, 0, c, cOff, ldc, 0, 1);
+      const need = axis === "k" ? k : axis === "n" ? n : -1;
+      if (need < 0) throw new Error(`native gemmScaled(${form}, m=${m}, n=${n}, k=${k}): axis must be "k" or "n", got ${String(axis)}`);
+      checkArrays("gemmScaled", `m=${m}, n=${n}, k=${k}, axis=${axis}`, need, { scale });
+      addon.gemmScaled(form === "nn" ? 0 : form === "nt" ? 1 : 2, m, n, k, a, aOff, lda, b, bOff, ldb, scale, axis === "k" ? 0 : 1,
+        c, cOff, ldc, accumulate === true);
     },
     gemmNf4(form, m, n, k, a, aOff, lda, codes, absmax, lut, blockSize, c, cOff, ldc, accumulate) {
       checkGemmNf4(form, m, n, k, a, aOff, lda, codes, absmax, lut, blockSize, c, cOff, ldc);
