@@ -7,19 +7,9 @@ import { describe, expect, it } from "vitest";
 import type { AttentionLayout, HeadStrides } from "../backend.js";
 import { jsBackend } from "../js/index.js";
 import { loadNativeBackend } from "./index.js";
+import { lcgArray, maxRelDiff } from "../../../test/helpers/arrays.js";
 
 const native = loadNativeBackend();
-
-function rand(n: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  return Float32Array.from({ length: n }, () => { s = (Math.imul(s, 1664525) + 1013904223) >>> 0; return s / 2 ** 32 - 0.5; });
-}
-
-function maxRel(a: Float32Array, b: Float32Array): number {
-  let m = 0, scale = 0;
-  for (let i = 0; i < a.length; i++) { m = Math.max(m, Math.abs(a[i]! - b[i]!)); scale = Math.max(scale, Math.abs(b[i]!)); }
-  return m / Math.max(scale, 1e-30);
-}
 
 type Kind = "bhsd" | "bshd" | "gapped";
 
@@ -56,7 +46,7 @@ describe("native attention matches the js spec", () => {
     [2, 4, 4, 7, 7, 8], [1, 6, 2, 5, 5, 4], [2, 4, 1, 3, 9, 6], [1, 2, 2, 1, 5, 2], [1, 8, 8, 33, 33, 16],
     [1, 8, 8, 256, 256, 64], [2, 8, 2, 100, 100, 64], [1, 4, 2, 60, 200, 32], [2, 4, 4, 1, 77, 64], [1, 2, 1, 57, 57, 3],
   ])("b %i h %i hkv %i sq %i sk %i d %i", (b, h, hkv, sq, sk, d) => {
-    const q0 = rand(b * h * sq * d, 1), k0 = rand(b * hkv * sk * d, 2), v0 = rand(b * hkv * sk * d, 3), g0 = rand(b * h * sq * d, 4);
+    const q0 = lcgArray(b * h * sq * d, 1), k0 = lcgArray(b * hkv * sk * d, 2), v0 = lcgArray(b * hkv * sk * d, 3), g0 = lcgArray(b * h * sq * d, 4);
     const scale = 1 / Math.sqrt(d);
     const run = (be: typeof jsBackend, [kq, kk, kv, kg]: [Kind, Kind, Kind, Kind]) => {
       const pq = place(kq, b, h, sq, d), pk = place(kk, b, hkv, sk, d), pv = place(kv, b, hkv, sk, d), pg = place(kg, b, h, sq, d);
@@ -77,14 +67,14 @@ describe("native attention matches the js spec", () => {
       const js = run(jsBackend, layout), nat = run(native, layout);
       for (const key of ["out", "lse", "dq", "dk", "dv"] as const) {
         expect(Array.from(js[key]), `js ${key} ${layout.join("/")}`).toEqual(Array.from(ref[key])); // the spec ignores layout
-        expect(maxRel(nat[key], ref[key]), `native ${key} ${layout.join("/")}`).toBeLessThan(2e-5);
+        expect(maxRelDiff(nat[key], ref[key]), `native ${key} ${layout.join("/")}`).toBeLessThan(2e-5);
       }
     }
   });
 
   it("throws on bad sizes before calling native code", () => {
     const b = 1, h = 2, s = 4, d = 8, st: HeadStrides = [h * s * d, s * d, d];
-    const x = rand(b * h * s * d, 5), lse = new Float32Array(b * h * s);
+    const x = lcgArray(b * h * s * d, 5), lse = new Float32Array(b * h * s);
     const layout: AttentionLayout = { q: st, k: st, v: st, out: st };
     expect(() => native.attentionForward(new Float32Array(10), lse, x, x, x, b, h, h, s, s, d, 0.3, layout)).toThrow(/out has 10 elements/);
     expect(() => native.attentionForward(new Float32Array(x.length), lse, x, x, x, b, h, h, s, s, d, 0.3, { ...layout, out: [0, 0, d] }))
@@ -99,7 +89,7 @@ describe("native attention matches the js spec", () => {
 
 describe("native rope matches the js spec", () => {
   it.each([[2, 3, 5, 8], [1, 8, 256, 64], [3, 1, 1, 2]])("b %i h %i s %i d %i", (b, h, s, d) => {
-    const x0 = rand(b * h * s * d, 7), cos = rand(s * d, 8), sin = rand(s * d, 9);
+    const x0 = lcgArray(b * h * s * d, 7), cos = lcgArray(s * d, 8), sin = lcgArray(s * d, 9);
     for (const inverse of [false, true]) {
       for (const [kx, ko] of [["bhsd", "bhsd"], ["bshd", "bshd"], ["gapped", "bhsd"]] as [Kind, Kind][]) {
         const px = place(kx, b, h, s, d), po = place(ko, b, h, s, d), x = scatter(x0, px, b, h, s, d);
@@ -109,7 +99,7 @@ describe("native rope matches the js spec", () => {
         jsBackend.rope(js, x, cos, sin, b, h, s, d, inverse, po.st, px.st);
         native.rope(nat, x, cos, sin, b, h, s, d, inverse, po.st, px.st);
         expect(Array.from(gather(js, po.st, b, h, s, d))).toEqual(Array.from(ref));
-        expect(maxRel(gather(nat, po.st, b, h, s, d), ref), `${kx}→${ko} inverse ${inverse}`).toBeLessThan(1e-6);
+        expect(maxRelDiff(gather(nat, po.st, b, h, s, d), ref), `${kx}→${ko} inverse ${inverse}`).toBeLessThan(1e-6);
       }
     }
   });
