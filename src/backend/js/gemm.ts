@@ -41,7 +41,10 @@ export function gemm(
   }
 }
 
-/** `Backend.gemmScaled` (spec): the same loops with op(B)(p, j)·scale[p] (axis "k") or ·scale[j] (axis "n"). */
+/**
+ * `Backend.gemmScaled` (spec): op(B) with its rows (axis "k") or columns (axis "n") multiplied by `scale`, written
+ * out in B's own storage layout, then the plain `gemm` above.
+ */
 export function gemmScaled(
   form: GemmForm,
   m: number, n: number, k: number,
@@ -51,15 +54,12 @@ export function gemmScaled(
   c: Float32Array, cOff: number, ldc: number,
   accumulate: boolean,
 ): void {
-  const bAt = (p: number, j: number): number =>
-    (form === "nt" ? b[bOff + j * ldb + p]! : b[bOff + p * ldb + j]!) * (axis === "k" ? scale[p]! : scale[j]!);
-  for (let i = 0; i < m; i++) {
-    const cr = cOff + i * ldc;
-    if (!accumulate) c.fill(0, cr, cr + n);
-    for (let j = 0; j < n; j++) {
-      let s = 0;
-      for (let p = 0; p < k; p++) s += (form === "tn" ? a[aOff + p * lda + i]! : a[aOff + i * lda + p]!) * bAt(p, j);
-      c[cr + j] = c[cr + j]! + s;
-    }
+  // storage of B: nt keeps op(B)ᵀ (n rows of k), nn/tn keep op(B) (k rows of n)
+  const rows = form === "nt" ? n : k, cols = form === "nt" ? k : n;
+  const rowScaled = (axis === "k") === (form !== "nt"); // does the scale run along storage rows?
+  const bs = new Float32Array(rows * cols);
+  for (let i = 0; i < rows; i++) {
+    for (let j = 0; j < cols; j++) bs[i * cols + j] = b[bOff + i * ldb + j]! * (rowScaled ? scale[i]! : scale[j]!);
   }
+  gemm(form, m, n, k, a, aOff, lda, 0, bs, 0, cols, 0, c, cOff, ldc, 0, 1, accumulate);
 }
