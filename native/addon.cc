@@ -503,6 +503,19 @@ napi_value ColumnDot(napi_env env, napi_callback_info info) {
 // sparseGemm(form, c, alpha, scale|null, x, rowPtr, cols, rows, n, k, w, wOff, accumulate)
 // sparseGemmDot(form, out, g, scale|null, x, rowPtr, cols, rows, n, k, w, wOff)
 // sampledGemm(form, out, a, scale|null, rowPtr, cols, rows, n, k, w, wOff, accumulate, dot|null, x|null); form 0 nn, 1 nt
+// The arguments the three sparse kernels share, from position `at` on: rowPtr, cols, rows, n, k, w, wOff (the weight
+// view's start is applied here).
+void sparse_pattern(Args& a, int at, dora::SparseArgs& s) {
+  s.row_ptr = a.i32(at);
+  s.cols = a.i32(at + 1);
+  s.rows = a.i64(at + 2);
+  s.n = a.i64(at + 3);
+  s.k = a.i64(at + 4);
+  const float* w = a.f32(at + 5);
+  const int64_t wOff = a.i64(at + 6);
+  if (a.ok) s.w = w + wOff;
+}
+
 napi_value SparseGemm(napi_env env, napi_callback_info info) {
   Args a(env, info, 13);
   dora::SparseArgs s{};
@@ -511,16 +524,9 @@ napi_value SparseGemm(napi_env env, napi_callback_info info) {
   s.alpha = static_cast<float>(a.f64(2));
   s.scale = a.f32(3, true);
   s.x = a.f32(4);
-  s.row_ptr = a.i32(5);
-  s.cols = a.i32(6);
-  s.rows = a.i64(7);
-  s.n = a.i64(8);
-  s.k = a.i64(9);
-  const float* w = a.f32(10);
-  const int64_t wOff = a.i64(11);
+  sparse_pattern(a, 5, s);
   s.accumulate = a.flag(12);
   if (!a.ok) return nullptr;
-  s.w = w + wOff;
   dora::sparse().sparse_gemm(s);
   return nullptr;
 }
@@ -533,15 +539,8 @@ napi_value SparseGemmDot(napi_env env, napi_callback_info info) {
   s.g = a.f32(2);
   s.scale = a.f32(3, true);
   s.x = a.f32(4);
-  s.row_ptr = a.i32(5);
-  s.cols = a.i32(6);
-  s.rows = a.i64(7);
-  s.n = a.i64(8);
-  s.k = a.i64(9);
-  const float* w = a.f32(10);
-  const int64_t wOff = a.i64(11);
+  sparse_pattern(a, 5, s);
   if (!a.ok) return nullptr;
-  s.w = w + wOff;
   dora::sparse().sparse_gemm_dot(s);
   return nullptr;
 }
@@ -553,13 +552,7 @@ napi_value SampledGemm(napi_env env, napi_callback_info info) {
   s.c = a.f32(1);
   s.x = a.f32(2);
   s.scale = a.f32(3, true);
-  s.row_ptr = a.i32(4);
-  s.cols = a.i32(5);
-  s.rows = a.i64(6);
-  s.n = a.i64(7);
-  s.k = a.i64(8);
-  const float* w = a.f32(9);
-  const int64_t wOff = a.i64(10);
+  sparse_pattern(a, 4, s);
   s.accumulate = a.flag(11);
   s.dot = a.f32(12, true);
   s.vx = a.f32(13, true);
@@ -568,7 +561,6 @@ napi_value SampledGemm(napi_env env, napi_callback_info info) {
     fail(env, "dora_native.sampledGemm: dot needs x");
     return nullptr;
   }
-  s.w = w + wOff;
   dora::sparse().sampled_gemm(s);
   return nullptr;
 }

@@ -55,6 +55,16 @@ inline void sddmm_spmm_token(const float* ab, const float* vals, const int32_t* 
 #endif
 
 // P[jj·NB + ii] = (scale ? scale[i0 + ii] : 1) · op(W)[j0 + jj, i0 + ii] for jj < kb, ii < nb; zero for ii ≥ nb.
+// Token t's drops run from e0 (its cursor) to the returned index within the input block ending at j1; the last
+// block takes the rest of the row.
+inline int64_t block_end(const SparseArgs& A, int64_t t, int64_t e0, int64_t j1) {
+  const int64_t end = A.row_ptr[t + 1];
+  if (j1 >= A.k) return end;
+  int64_t e = e0;
+  while (e < end && A.cols[e] < j1) e++;
+  return e;
+}
+
 void pack(const SparseArgs& A, int64_t i0, int64_t nb, int64_t j0, int64_t kb, const float* scale, float* P) {
   if (A.form == kNT) {
     // op(W)[j, i] = w[i·k + j]: rows of W become columns of the panel, 16 inputs at a time (both sides in L1)
@@ -114,10 +124,7 @@ void spmm_range(const SparseArgs& A, const float* vals, int64_t b0, int64_t b1, 
       pack(A, i0, nb, j0, kb, A.scale, P);
       const bool write = j0 == 0 && !A.accumulate && !A.g;
       for (int64_t t = t0; t < t1; t++) {
-        int64_t e = cur[t - t0];
-        const int64_t e0 = e, end = A.row_ptr[t + 1];
-        if (j1 >= A.k) e = end;  // the last input block takes the rest of the row
-        else while (e < end && A.cols[e] < j1) e++;
+        const int64_t e0 = cur[t - t0], e = block_end(A, t, e0, j1);
         cur[t - t0] = static_cast<int32_t>(e);
         float* cr = A.g ? nullptr : A.c + t * A.n + i0;
         if (e == e0) {
@@ -157,10 +164,7 @@ void sddmm_range(const SparseArgs& A, int64_t b0, int64_t b1, int64_t t0, int64_
       const int64_t kb = std::min(KB, A.k - j0), j1 = j0 + kb;
       pack(A, i0, nb, j0, kb, fused ? nullptr : A.scale, P);
       for (int64_t t = t0; t < t1; t++) {
-        int64_t e = cur[t - t0];
-        const int64_t e0 = e, end = A.row_ptr[t + 1];
-        if (j1 >= A.k) e = end;  // the last input block takes the rest of the row
-        else while (e < end && A.cols[e] < j1) e++;
+        const int64_t e0 = cur[t - t0], e = block_end(A, t, e0, j1);
         cur[t - t0] = static_cast<int32_t>(e);
         if (e == e0) continue;
         const float* a0 = A.x + t * A.n + i0;
