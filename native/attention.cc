@@ -183,31 +183,57 @@ void attention_backward(const AttentionArgs& a) {
   parallel_run(static_cast<int>(a.b * a.hkv), backward_task, const_cast<AttentionArgs*>(&a));
 }
 
-void rope(float* out, HeadStrides os, const float* x, HeadStrides xs, const float* cos, const float* sin,
-          int64_t b, int64_t h, int64_t s, int64_t d, bool inverse) {
+namespace {
+
+// Rope on heads [q0, q1) of the b·h (batch, head) pairs.
+void rope_heads(float* out, HeadStrides os, const float* x, HeadStrides xs, const float* cos, const float* sin,
+                int64_t h, int64_t s, int64_t d, bool inverse, int64_t q0, int64_t q1) {
   // Per pair (i, j = i + D/2) the matrix [[c_i, −s_i], [s_j, c_j]]; `inverse` applies its transpose. float64
   // arithmetic like the spec.
   const int64_t half = d / 2;
-  for (int64_t bi = 0; bi < b; bi++)
-    for (int64_t hi = 0; hi < h; hi++)
-      for (int64_t t = 0; t < s; t++) {
-        const float* xr = x + bi * xs.b + hi * xs.h + t * xs.s;
-        float* o = out + bi * os.b + hi * os.h + t * os.s;
-        const float *c = cos + t * d, *sn = sin + t * d;
-        if (inverse) {
-          for (int64_t i = 0; i < half; i++) {
-            const double x1 = xr[i], x2 = xr[i + half];
-            o[i] = static_cast<float>(x1 * c[i] + x2 * sn[i + half]);
-            o[i + half] = static_cast<float>(x2 * c[i + half] - x1 * sn[i]);
-          }
-        } else {
-          for (int64_t i = 0; i < half; i++) {
-            const double x1 = xr[i], x2 = xr[i + half];
-            o[i] = static_cast<float>(x1 * c[i] - x2 * sn[i]);
-            o[i + half] = static_cast<float>(x2 * c[i + half] + x1 * sn[i + half]);
-          }
+  for (int64_t q = q0; q < q1; q++) {
+    const int64_t bi = q / h, hi = q % h;
+    for (int64_t t = 0; t < s; t++) {
+      const float* xr = x + bi * xs.b + hi * xs.h + t * xs.s;
+      float* o = out + bi * os.b + hi * os.h + t * os.s;
+      const float *c = cos + t * d, *sn = sin + t * d;
+      if (inverse) {
+        for (int64_t i = 0; i < half; i++) {
+          const double x1 = xr[i], x2 = xr[i + half];
+          o[i] = static_cast<float>(x1 * c[i] + x2 * sn[i + half]);
+          o[i + half] = static_cast<float>(x2 * c[i + half] - x1 * sn[i]);
+        }
+      } else {
+        for (int64_t i = 0; i < half; i++) {
+          const double x1 = xr[i], x2 = xr[i + half];
+          o[i] = static_cast<float>(x1 * c[i] - x2 * sn[i]);
+          o[i + half] = static_cast<float>(x2 * c[i + half] + x1 * sn[i + half]);
         }
       }
+    }
+  }
+}
+
+}  // namespace
+
+void rope(float* out, HeadStrides os, const float* x, HeadStrides xs, const float* cos, const float* sin,
+          int64_t b, int64_t h, int64_t s, int64_t d, bool inverse) {
+  if (b <= 0 || h <= 0 || s <= 0 || d <= 0) return;
+  struct Ctx {
+    float* out; HeadStrides os; const float* x; HeadStrides xs; const float *cos, *sin;
+    int64_t h, s, d, heads; bool inverse;
+  } ctx{out, os, x, xs, cos, sin, h, s, d, b * h, inverse};
+  // One task per thread over a contiguous range of heads: tasks handing out neighbouring heads would have two
+  // threads write the two sides of a cache line (heads lie side by side in a [B, S, H, D] layout, and buffers
+  // are only 16-byte aligned); that made 2 threads slower than 1. Heads are disjoint, so the result does not
+  // depend on the thread count.
+  const int64_t tasks = std::min<int64_t>(ctx.heads, num_threads());
+  const auto task = [](void* p, int t, int nt) {
+    const Ctx& c = *static_cast<const Ctx*>(p);
+    rope_heads(c.out, c.os, c.x, c.xs, c.cos, c.sin, c.h, c.s, c.d, c.inverse, c.heads * t / nt, c.heads * (t + 1) / nt);
+  };
+  if (tasks <= 1 || s * d * ctx.heads < (1 << 15)) task(&ctx, 0, 1);  // too little work for the pool hand-off
+  else parallel_run(static_cast<int>(tasks), task, &ctx);
 }
 
 }  // namespace dora

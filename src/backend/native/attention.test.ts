@@ -7,6 +7,7 @@ import { describe, expect, it } from "vitest";
 import type { AttentionLayout, HeadStrides } from "../backend.js";
 import { jsBackend } from "../js/index.js";
 import { loadNativeBackend } from "./index.js";
+import { loadAddon } from "./addon.js";
 import { lcgArray, maxRelDiff } from "../../../test/helpers/arrays.js";
 
 const native = loadNativeBackend();
@@ -102,5 +103,30 @@ describe("native rope matches the js spec", () => {
         expect(maxRelDiff(gather(nat, po.st, b, h, s, d), ref), `${kx}→${ko} inverse ${inverse}`).toBeLessThan(1e-6);
       }
     }
+  });
+});
+
+describe("native rope threading", () => {
+  it("splits heads across 1, 2 and 5 threads with bit-identical results (7 heads: ranges of unequal length)", () => {
+    const addon = loadAddon(), threads = addon.numThreads();
+    const b = 1, h = 7, s = 64, d = 128; // s·d·heads above the pool hand-off threshold
+    const x0 = lcgArray(b * h * s * d, 11), cos = lcgArray(s * d, 12), sin = lcgArray(s * d, 13);
+    const p = place("bshd", b, h, s, d), x = scatter(x0, p, b, h, s, d);
+    const ref = new Float32Array(x0.length);
+    jsBackend.rope(ref, x0, cos, sin, b, h, s, d, false, place("bhsd", b, h, s, d).st, place("bhsd", b, h, s, d).st);
+    const runs: number[][] = [];
+    try {
+      for (const n of [1, 2, 5]) {
+        addon.setNumThreads(n);
+        const out = new Float32Array(p.size);
+        native.rope(out, x, cos, sin, b, h, s, d, false, p.st, p.st);
+        expect(maxRelDiff(gather(out, p.st, b, h, s, d), ref), `${n} threads`).toBeLessThan(1e-6);
+        runs.push(Array.from(out));
+      }
+    } finally {
+      addon.setNumThreads(threads);
+    }
+    expect(runs[1]).toEqual(runs[0]);
+    expect(runs[2]).toEqual(runs[0]);
   });
 });
