@@ -50,7 +50,7 @@
  *   (bound by reading W's panels: ~0.2 GEMM each at p = 0.05); the dense path (large p) runs the products on x̃.
  */
 import {
-  Tensor, add, div, matmul, maximum, mul, noGrad, norm, record, sub, type Rng,
+  Tensor, add, div, matmul, maximum, mul, noGrad, norm, record, sub, uninitF32, type Rng,
 } from "../tensor/index.js";
 import type { FusedOperands } from "./layer.js";
 import { type Nf4Weight, nf4TimesT } from "../quant/index.js";
@@ -263,7 +263,7 @@ export function doraLinear(x: Tensor, fo: FusedOperands, A: Tensor, B: Tensor, m
   for (let i = 0; i < outF; i++) c[i] = mf[i]! / n[i]!;
   const baseForm = fifo ? "nn" : "nt";
   const { u, drops } = lowRankInput(xf, Af, T, inF, r, s, dropout); // u = s·x̃Aᵀ [T, r]
-  const y = new Float32Array(T * outF);
+  const y = uninitF32(T * outF);                            // written in full by the first GEMM (or the bias rows)
   const Bc = new Float32Array(outF * r);                     // c ⊙ B (rows), so u·Bcᵀ = c ⊙ uBᵀ, g·Bc = (g ⊙ c)·B
   for (let i = 0; i < outF; i++) for (let k = 0; k < r; k++) Bc[i * r + k] = Bf[i * r + k]! * c[i]!;
   const sparse = drops !== null && drops.sparse, keep = drops ? drops.keep : 1;
@@ -279,8 +279,8 @@ export function doraLinear(x: Tensor, fo: FusedOperands, A: Tensor, B: Tensor, m
     gemm("nt", T, outF, r, u, Bc, y, true);                  // + c ⊙ uBᵀ
   } else {
     gemm(baseForm, T, outF, inF, xf, Wf, y, false, 0, wOff); // P = x Wᵀ
-    zl = new Float32Array(T * outF);                         // dense dropout: zl = x̃Wᵀ + uBᵀ, saved for dm
-    gemm(baseForm, T, outF, inF, dropInput(new Float32Array(xf.length), xf, drops, T, inF), Wf, zl, false, 0, wOff);
+    zl = uninitF32(T * outF);                                // dense dropout: zl = x̃Wᵀ + uBᵀ, saved for dm
+    gemm(baseForm, T, outF, inF, dropInput(uninitF32(xf.length), xf, drops, T, inF), Wf, zl, false, 0, wOff);
     gemm("nt", T, outF, r, u, Bf, zl, true);
     for (let t = 0, o = 0; t < T; t++) {
       for (let i = 0; i < outF; i++, o++) y[o] = y[o]! + (c[i]! - 1) * zl[o]! + (bf ? bf[i]! : 0);
@@ -360,7 +360,7 @@ function doraDx(g: Float32Array, c: Float32Array, Wf: Float32Array, wOff: number
   Af: Float32Array, drops: Drops | null, gw: Float32Array | null, T: number, inF: number, outF: number, r: number): Float32Array {
   const form = fifo ? "nt" : "nn";
   const be = getBackend();
-  const dx = new Float32Array(T * inF);
+  const dx = uninitF32(T * inF);                            // both paths' first GEMM overwrites it
   if (drops === null || drops.sparse) {
     const keep = drops ? drops.keep : 1;
     const f = new Float32Array(outF);

@@ -5,7 +5,7 @@
  * (CSR, `Drops`): at p = 5% that is 5% of the input's size, and the ops correct their un-dropped products with
  * sparse kernels on it (Backend.sparseGemm / sampledGemm) instead of rerunning them on x̃.
  */
-import { dropoutPositions, type Rng } from "../tensor/index.js";
+import { dropoutPositions, uninitF32, type Rng } from "../tensor/index.js";
 import { getBackend, type GemmForm } from "../backend/index.js";
 
 /**
@@ -91,7 +91,7 @@ export function lowRankInput(xf: Float32Array, Af: Float32Array, T: number, inF:
   const drops = dropout ? drawDrops(T, inF, dropout.p, dropout.rng, sparseMaxP) : null;
   const u = new Float32Array(T * r);
   if (drops && !drops.sparse) {
-    gemm("nt", T, r, inF, dropInput(new Float32Array(xf.length), xf, drops, T, inF), Af, u, false);
+    gemm("nt", T, r, inF, dropInput(uninitF32(xf.length), xf, drops, T, inF), Af, u, false);
     scaleInPlace(u, s);
     return { u, drops };
   }
@@ -108,7 +108,7 @@ export function lowRankInput(xf: Float32Array, Af: Float32Array, T: number, inF:
 export function lowRankGradA(vs: Float32Array, xf: Float32Array, drops: Drops | null, T: number, inF: number, r: number): Float32Array {
   const d = new Float32Array(r * inF);
   if (drops && !drops.sparse) {
-    gemm("tn", r, inF, T, vs, dropInput(new Float32Array(xf.length), xf, drops, T, inF), d, false);
+    gemm("tn", r, inF, T, vs, dropInput(uninitF32(xf.length), xf, drops, T, inF), d, false);
     return d;
   }
   gemm("tn", r, inF, T, vs, xf, d, false);                     // vsᵀ·x

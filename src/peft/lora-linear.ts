@@ -4,7 +4,7 @@
  * forms, so neither layout is copied. PEFT `lora.Linear`; around a 4-bit `Linear4bit` it is PEFT's `lora.Linear4bit`
  * (QLoRA / QDoRA): the base runs through the fused NF4 GEMM and DoRA reads the quantised weight (dora.ts).
  */
-import { Tensor, matmul, mul, record, type Rng } from "../tensor/index.js";
+import { Tensor, matmul, mul, record, uninitF32, type Rng } from "../tensor/index.js";
 import { Conv1D, Linear, Linear4bit, Module } from "../nn/index.js";
 import { dequantizeNf4 } from "../quant/index.js";
 import type { DoraOperands } from "./dora.js";
@@ -116,7 +116,7 @@ export function loraLinear(x: Tensor, fo: FusedOperands, A: Tensor, B: Tensor, s
   const r = A.shape[0]!, T = x.numel / inF;
   const xf = x.f32(), Wf = weight.data as Float32Array, wOff = weight.offset, Af = A.f32(), Bf = B.f32();
   const { u: us, drops } = lowRankInput(xf, Af, T, inF, r, s, dropout, dropoutTuning.loraSparseMaxP); // us = s·x̃Aᵀ [T, r]
-  const y = new Float32Array(T * outF);
+  const y = uninitF32(T * outF);                            // written in full: bias rows, or the first GEMM
   if (bias) { const bf = bias.f32(); for (let t = 0; t < T; t++) y.set(bf, t * outF); }
   gemm(fifo ? "nn" : "nt", T, outF, inF, xf, Wf, y, bias !== null, 0, wOff); // x·Wᵀ (+ b)
   gemm("nt", T, outF, r, us, Bf, y, true);                  // + s·x̃AᵀBᵀ
@@ -135,7 +135,7 @@ export function loraLinear(x: Tensor, fo: FusedOperands, A: Tensor, B: Tensor, s
       scaleInPlace(vs, s);
       if (need[1]) dA = new Tensor(lowRankGradA(vs, xf, drops, T, inF, r), A.shape); // (s·gB)ᵀ·x̃ [r, in]
       if (need[0]) {
-        const d = new Float32Array(T * inF);
+        const d = uninitF32(T * inF);
         gemm(fifo ? "nt" : "nn", T, inF, outF, g, Wf, d, false, 0, wOff); // g·W
         if (drops && drops.sparse) {
           const vk = vs.slice();

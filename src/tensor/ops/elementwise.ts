@@ -4,6 +4,7 @@ import { Tensor, scalar } from "../tensor.js";
 import { broadcastShapes } from "../shape.js";
 import { getBackend, type BinaryOp, type UnaryOp } from "../../backend/index.js";
 import { sumTo } from "./reduce.js";
+import { uninitF32 } from "../buffer.js";
 
 type Operand = Tensor | number;
 
@@ -20,7 +21,7 @@ function broadcastStrides(t: Tensor, shape: readonly number[]): number[] {
 
 function binaryRaw(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
   const shape = broadcastShapes(op, a.shape, b.shape);
-  const out = new Tensor(new Float32Array(shape.reduce((x, y) => x * y, 1)), shape);
+  const out = new Tensor(uninitF32(shape.reduce((x, y) => x * y, 1)), shape);
   getBackend().binary(op, out.data as Float32Array,
     a.data as Float32Array, a.offset, broadcastStrides(a, shape),
     b.data as Float32Array, b.offset, broadcastStrides(b, shape), shape);
@@ -84,7 +85,7 @@ function select(op: "max" | "min", x: Operand, y: Operand): Tensor {
 
 function unaryRaw(op: UnaryOp, x: Tensor): Tensor {
   const xs = x.f32();
-  const out = new Float32Array(xs.length);
+  const out = uninitF32(xs.length);
   getBackend().unaryForward(op, out, xs, xs.length);
   return new Tensor(out, x.shape);
 }
@@ -94,7 +95,7 @@ function unary(op: UnaryOp, x: Tensor): Tensor {
   const out = unaryRaw(op, a);
   return record(out, op, [a], (g) => {
     const xs = a.f32();
-    const dx = new Float32Array(xs.length);
+    const dx = uninitF32(xs.length);
     getBackend().unaryBackward(op, dx, g.f32(), xs, out.data as Float32Array, xs.length);
     return [new Tensor(dx, a.shape)];
   });

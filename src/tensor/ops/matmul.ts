@@ -10,6 +10,7 @@ import { getBackend, type GemmForm } from "../../backend/index.js";
 import { sumTo } from "./reduce.js";
 import { contiguous, reshape, squeeze, transpose, unsqueeze } from "./view.js";
 import { add } from "./elementwise.js";
+import { uninitF32 } from "../buffer.js";
 import { bf16ToF32, f16ToF32 } from "../half.js";
 
 interface Operand { data: Float32Array; off: number; ld: number; trans: boolean; batchStride: number }
@@ -67,7 +68,7 @@ function matmulRaw(a: Tensor, b: Tensor): Tensor {
   let A = operand(a, batch).op, B = operand(b, batch).op;
   if (A.trans && B.trans) B = operand(contiguous(b), batch).op; // no "tt" form: copy the smaller-risk operand
   const form: GemmForm = A.trans ? "tn" : B.trans ? "nt" : "nn";
-  const out = new Float32Array(nb * m * n);
+  const out = uninitF32(nb * m * n);
   getBackend().gemm(form, m, n, k, A.data, A.off, A.ld, A.batchStride, B.data, B.off, B.ld, B.batchStride,
     out, 0, n, m * n, nb, false);
   return new Tensor(out, [...batch, m, n]);

@@ -10,6 +10,7 @@ import { dropoutPositions, type Rng } from "../random.js";
 import { contiguous, expand, transpose } from "./view.js";
 import { sumTo } from "./reduce.js";
 import { bf16ToF32, f16ToF32 } from "../half.js";
+import { uninitF32 } from "../buffer.js";
 
 function f32(x: Tensor): Tensor {
   return x.dtype === "float32" ? x : x.float();
@@ -25,11 +26,11 @@ function alongDim(x: Tensor, dim: number, fn: (t: Tensor) => Tensor): Tensor {
 function softmaxImpl(x: Tensor, log: boolean): Tensor {
   const a = f32(x);
   const cols = a.shape[a.ndim - 1] ?? 1, rows = a.numel / Math.max(cols, 1);
-  const out = new Float32Array(a.numel);
+  const out = uninitF32(a.numel);
   getBackend().softmaxForward(out, a.f32(), rows, cols, log);
   const y = new Tensor(out, a.shape);
   return record(y, log ? "log_softmax" : "softmax", [a], (g) => {
-    const dx = new Float32Array(a.numel);
+    const dx = uninitF32(a.numel);
     getBackend().softmaxBackward(dx, g.f32(), out, rows, cols, log);
     return [new Tensor(dx, a.shape)];
   });
@@ -62,7 +63,7 @@ export function crossEntropy(logits: Tensor, targets: Tensor, ignoreIndex = -100
   for (let i = 0; i < rows; i++) total += loss[i]!;
   const out = new Tensor(Float32Array.of(counted === 0 ? NaN : total / counted), []);
   return record(out, "cross_entropy", [a], (g) => {
-    const dx = new Float32Array(rows * cols);
+    const dx = uninitF32(rows * cols);
     getBackend().crossEntropyBackward(dx, x, lse, t, rows, cols, ignoreIndex, g.item() / counted);
     return [new Tensor(dx, a.shape)];
   });
@@ -74,11 +75,11 @@ export function rmsNorm(x: Tensor, w: Tensor | null, eps: number): Tensor {
   const cols = a.shape[a.ndim - 1]!, rows = a.numel / cols;
   if (wt && (wt.ndim !== 1 || wt.shape[0] !== cols)) throw new Error(`rmsNorm: weight ${shapeStr(wt.shape)} does not match input ${shapeStr(a.shape)}`);
   const xs = a.f32(), ws = wt ? wt.f32() : null;
-  const y = new Float32Array(a.numel), rstd = new Float32Array(rows);
+  const y = uninitF32(a.numel), rstd = new Float32Array(rows);
   getBackend().rmsNormForward(y, rstd, xs, ws, rows, cols, eps);
   const inputs = wt ? [a, wt] : [a];
   return record(new Tensor(y, a.shape), "rms_norm", inputs, (g, need) => {
-    const dx = new Float32Array(a.numel);
+    const dx = uninitF32(a.numel);
     const dw = wt && need[1] ? new Float32Array(cols) : null;
     getBackend().rmsNormBackward(dx, dw, g.f32(), xs, ws, rstd, rows, cols);
     return [new Tensor(dx, a.shape), dw ? new Tensor(dw, [cols]) : null];
@@ -91,11 +92,11 @@ export function layerNorm(x: Tensor, w: Tensor | null, b: Tensor | null, eps: nu
   const cols = a.shape[a.ndim - 1]!, rows = a.numel / cols;
   for (const p of [wt, bt]) if (p && (p.ndim !== 1 || p.shape[0] !== cols)) throw new Error(`layerNorm: parameter ${shapeStr(p.shape)} does not match input ${shapeStr(a.shape)}`);
   const xs = a.f32(), ws = wt ? wt.f32() : null, bs = bt ? bt.f32() : null;
-  const y = new Float32Array(a.numel), mean = new Float32Array(rows), rstd = new Float32Array(rows);
+  const y = uninitF32(a.numel), mean = new Float32Array(rows), rstd = new Float32Array(rows);
   getBackend().layerNormForward(y, mean, rstd, xs, ws, bs, rows, cols, eps);
   const inputs = [a, ...(wt ? [wt] : []), ...(bt ? [bt] : [])];
   return record(new Tensor(y, a.shape), "layer_norm", inputs, (g, need) => {
-    const dx = new Float32Array(a.numel);
+    const dx = uninitF32(a.numel);
     const dw = wt && need[1] ? new Float32Array(cols) : null;
     const db = bt && need[wt ? 2 : 1] ? new Float32Array(cols) : null;
     getBackend().layerNormBackward(dx, dw, db, g.f32(), xs, ws, mean, rstd, rows, cols);
@@ -141,10 +142,10 @@ export function rope(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
   }
   const X = heads(xf), a = X.t;
   const c = cos.f32(), sn = sin.f32();
-  const out = new Float32Array(a.numel);
+  const out = uninitF32(a.numel);
   getBackend().rope(out, X.data, c, sn, b, h, s, d, false, X.strides, X.strides);
   return record(new Tensor(out, a.shape, { strides: a.strides }), "rope", [a], (g) => {
-    const G = heads(g), dx = new Float32Array(a.numel);
+    const G = heads(g), dx = uninitF32(a.numel);
     getBackend().rope(dx, G.data, c, sn, b, h, s, d, true, X.strides, G.strides);
     return [new Tensor(dx, a.shape, { strides: a.strides })];
   });
@@ -170,12 +171,12 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, scale
   const sc = scale ?? 1 / Math.sqrt(d);
   const Q = heads(qf), K = heads(kf), V = heads(vf);
   const layout: AttentionLayout = { q: Q.strides, k: K.strides, v: V.strides, out: Q.strides };
-  const out = new Float32Array(Q.t.numel), lse = new Float32Array(b * h * sq);
+  const out = uninitF32(Q.t.numel), lse = new Float32Array(b * h * sq);
   getBackend().attentionForward(out, lse, Q.data, K.data, V.data, b, h, hkv, sq, sk, d, sc, layout);
   const like = (t: Tensor, data: Float32Array): Tensor => new Tensor(data, t.shape, { strides: t.strides });
   return record(like(Q.t, out), "attention", [Q.t, K.t, V.t], (g) => {
     const G = heads(g);
-    const dq = new Float32Array(Q.t.numel), dk = new Float32Array(K.t.numel), dv = new Float32Array(V.t.numel);
+    const dq = uninitF32(Q.t.numel), dk = uninitF32(K.t.numel), dv = uninitF32(V.t.numel);
     getBackend().attentionBackward(dq, dk, dv, G.data, Q.data, K.data, V.data, out, lse, b, h, hkv, sq, sk, d, sc, layout, G.strides);
     return [like(Q.t, dq), like(K.t, dk), like(V.t, dv)];
   });
@@ -209,10 +210,10 @@ export function siluMul(gate: Tensor, up: Tensor): Tensor {
   const g = contiguous(f32(gate)), u = contiguous(f32(up));
   if (!sameShape(g.shape, u.shape)) throw new Error(`siluMul: gate ${shapeStr(g.shape)} and up ${shapeStr(u.shape)} differ`);
   const gs = g.f32(), us = u.f32(), n = gs.length;
-  const out = new Float32Array(n);
+  const out = uninitF32(n);
   getBackend().siluMulForward(out, gs, us, n);
   return record(new Tensor(out, g.shape), "silu_mul", [g, u], (grad) => {
-    const dg = new Float32Array(n), du = new Float32Array(n);
+    const dg = uninitF32(n), du = uninitF32(n);
     getBackend().siluMulBackward(dg, du, grad.f32(), gs, us, n);
     return [new Tensor(dg, g.shape), new Tensor(du, u.shape)];
   });
@@ -229,7 +230,7 @@ export function embedding(table: Tensor, ids: Tensor): Tensor {
   for (let i = 0; i < ix.length; i++) {
     if (ix[i]! < 0 || ix[i]! >= vocab) throw new Error(`embedding: index ${ix[i]} at position ${i} out of range [0, ${vocab})`);
   }
-  const out = new Float32Array(ix.length * dim);
+  const out = uninitF32(ix.length * dim);
   getBackend().embeddingForward(out, w.f32(), ix, ix.length, dim);
   return record(new Tensor(out, [...ids.shape, dim]), "embedding", [w], (g) => {
     const dw = new Float32Array(vocab * dim);

@@ -4,6 +4,7 @@ import { Tensor } from "../tensor.js";
 import { contiguousStrides, normDim, numel, shapeStr } from "../shape.js";
 import { getBackend } from "../../backend/index.js";
 import { sumTo } from "./reduce.js";
+import { uninitF32 } from "../buffer.js";
 
 function viewOf(x: Tensor, shape: readonly number[], strides: readonly number[], offset: number): Tensor {
   return new Tensor(x.data, shape, { strides, offset, dtype: x.dtype });
@@ -18,7 +19,7 @@ export function contiguous(x: Tensor): Tensor {
     if (src) return new Tensor(src.slice(), x.shape);
     return x.float().to(x.dtype);
   }
-  const out = new Float32Array(x.numel);
+  const out = uninitF32(x.numel);
   getBackend().copyStrided(out, x.data as Float32Array, x.offset, x.strides, x.shape);
   return record(new Tensor(out, x.shape), "contiguous", [x], (g) => [g]);
 }
@@ -130,7 +131,7 @@ export function cat(xs: readonly Tensor[], dim: number): Tensor {
   const shape = first.shape.slice();
   shape[d] = xs.reduce((a, t) => a + t.shape[d]!, 0);
   const outer = numel(shape.slice(0, d)), inner = numel(shape.slice(d + 1));
-  const out = new Float32Array(numel(shape));
+  const out = uninitF32(numel(shape));
   let at = 0;
   for (const t of xs) {
     const src = t.f32(), w = t.shape[d]! * inner;
