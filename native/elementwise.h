@@ -31,6 +31,11 @@ struct ElementwiseKernels {
                                    int64_t cols, int64_t ignore);
   void (*cross_entropy_backward)(float* dlogits, const float* logits, const float* lse, const int32_t* targets,
                                  int64_t rows, int64_t cols, int64_t ignore, const float* scale_rows, double scale);
+  // columns.h's column_scale on rows [r0, r1), and column_dot on columns [c0, c1) (acc: c1 − c0 doubles of scratch).
+  void (*column_scale_rows)(float* out, const float* x, const float* scale, double offset, const float* bias,
+                            int64_t r0, int64_t r1, int64_t cols);
+  void (*column_dot_cols)(float* out, const float* g, const float* z, const float* bias, int64_t rows, int64_t cols,
+                          int64_t c0, int64_t c1, double* acc);
 };
 
 const ElementwiseKernels& elementwise();
