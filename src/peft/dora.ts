@@ -148,16 +148,17 @@ function factoredNorm(op: DoraOperands): Float32Array {
   const { A, B, s } = op;
   const out = outIn(op)[0], r = A.shape[0]!;
   const wsq = frozenRowNormSq(op);
-  // [out, r] = W Aᵀ, one GEMM reading W once (4-bit: the fused kernel, Ŵ never built)
-  const wa = (op.quant ? nf4TimesT(op.quant, A) : matmul(op.W, A.T)).f32();
-  const baa = matmul(B, matmul(A, A.T)).f32();     // [out, r] = B·(A Aᵀ)
-  const Bf = B.f32(), Af = A.f32();
+  const { wa, waRowStride, waColStride } = weightTimesAT(op); // (W Aᵀ)_ik = wa[i·waRowStride + k·waColStride]
+  const Af = A.f32(), Bf = B.f32();
+  const aat = new Float32Array(r * r), baa = new Float32Array(out * r);
+  gemm("nt", r, r, Af.length / r, Af, Af, aat, false); // A Aᵀ [r, r]
+  gemm("nn", out, r, r, Bf, aat, baa, false);           // B·(A Aᵀ) [out, r]
   const n = new Float32Array(out);
   for (let i = 0; i < out; i++) {
     let cross = 0, quad = 0;
     for (let k = 0; k < r; k++) {
       const b = Bf[i * r + k]!;
-      cross += wa[i * r + k]! * b;
+      cross += wa[i * waRowStride + k * waColStride]! * b;
       quad += baa[i * r + k]! * b;
     }
     let sq = wsq[i]! + 2 * s * cross + s * s * quad;
@@ -165,6 +166,33 @@ function factoredNorm(op: DoraOperands): Float32Array {
     n[i] = Math.max(Math.sqrt(sq), NORM_EPS);
   }
   return n;
+}
+
+/**
+ * W Aᵀ [out, r] in one product reading W once, straight on the buffers (it runs every training step; the tensor
+ * ops' views and records cost as much as the product at these sizes): W stored [out, in] → (W Aᵀ) by the "nt"
+ * GEMM; W a transposed view of a stored [in, out] (Conv1D, embeddings) → A·stored = (W Aᵀ)ᵀ [r, out] by "nn",
+ * read with swapped strides; 4-bit → the fused NF4 kernel; anything else → tensor matmul.
+ */
+function weightTimesAT(op: DoraOperands): { wa: Float32Array; waRowStride: number; waColStride: number } {
+  const { A } = op;
+  const r = A.shape[0]!;
+  if (op.quant) return { wa: nf4TimesT(op.quant, A).f32(), waRowStride: r, waColStride: 1 };
+  const W = op.W, [out, inn] = W.shape as [number, number];
+  if (W.dtype === "float32") {
+    const Wf = W.data as Float32Array, Af = A.f32();
+    if (W.strides[0] === inn && W.strides[1] === 1) {
+      const wa = new Float32Array(out * r);
+      gemm("nt", out, r, inn, Wf, Af, wa, false, W.offset);
+      return { wa, waRowStride: r, waColStride: 1 };
+    }
+    if (W.strides[0] === 1 && W.strides[1] === out) {
+      const wa = new Float32Array(r * out);
+      gemm("nn", r, out, inn, Af, Wf, wa, false, 0, W.offset);
+      return { wa, waRowStride: 1, waColStride: out };
+    }
+  }
+  return { wa: matmul(W, A.T).f32(), waRowStride: r, waColStride: 1 };
 }
 
 function directNorm(op: DoraOperands): Float32Array {
