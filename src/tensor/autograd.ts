@@ -6,6 +6,7 @@
  */
 import type { Tensor } from "./tensor.js";
 import * as prof from "./profile.js";
+import { allocationMark, releaseF32 } from "./buffer.js";
 
 export interface GradNode {
   readonly op: string;
@@ -82,6 +83,7 @@ function topoOrder(root: Tensor): Tensor[] {
 export function runBackward(root: Tensor, grad: Tensor, add: (a: Tensor, b: Tensor) => Tensor, retainGraph: boolean): void {
   const order = topoOrder(root);
   const grads = new Map<Tensor, Tensor>([[root, grad]]);
+  const buffers = new GradBuffers(grad);
   const prev = gradEnabled, prevIn = inBackward;
   gradEnabled = false;
   inBackward = true;
@@ -95,6 +97,8 @@ export function runBackward(root: Tensor, grad: Tensor, add: (a: Tensor, b: Tens
       if (node === null) {
         // a leaf: gradients accumulate across backward() calls, as in PyTorch
         t.grad = t.grad === null ? g : add(t.grad, g);
+        buffers.keep(t.grad);
+        buffers.drop(g);
         continue;
       }
       const needs = node.inputs.map((x) => x.requiresGrad);
@@ -112,11 +116,55 @@ export function runBackward(root: Tensor, grad: Tensor, add: (a: Tensor, b: Tens
         if (!needs[i] || gi === null || gi === undefined) continue;
         const x = node.inputs[i]!;
         const have = grads.get(x);
-        grads.set(x, have === undefined ? gi : add(have, gi));
+        buffers.hold(gi);
+        if (have === undefined) {
+          grads.set(x, gi);
+        } else {
+          const sum = add(have, gi);
+          buffers.hold(sum);
+          grads.set(x, sum);
+          buffers.drop(have);
+          buffers.drop(gi);
+        }
       }
+      buffers.drop(g);
     }
   } finally {
     gradEnabled = prev;
     inBackward = prevIn;
+  }
+}
+
+/**
+ * Which gradient buffers of one backward pass are still held (by entries of its gradient map, by views among
+ * them, or as a leaf's `.grad` or the caller's root gradient, which are never let go), so the ones nobody holds go
+ * back to the buffer pool (buffer.ts) for the next op, instead of to the garbage collector. Counted per
+ * ArrayBuffer, so views of one buffer (reshape's gradient is a view of its output's) hold it together. Only buffers
+ * handed out during this pass can be released (`allocationMark`): never a forward activation a closure returned.
+ */
+class GradBuffers {
+  private readonly mark = allocationMark();
+  private readonly holders = new Map<ArrayBufferLike, number>();
+  private readonly kept = new Set<ArrayBufferLike>();
+
+  constructor(root: Tensor) {
+    this.keep(root);
+    this.hold(root);
+  }
+
+  hold(t: Tensor): void {
+    const b = t.data.buffer;
+    this.holders.set(b, (this.holders.get(b) ?? 0) + 1);
+  }
+
+  keep(t: Tensor): void {
+    this.kept.add(t.data.buffer);
+  }
+
+  drop(t: Tensor): void {
+    const b = t.data.buffer, n = (this.holders.get(b) ?? 0) - 1;
+    if (n > 0) { this.holders.set(b, n); return; }
+    this.holders.delete(b);
+    if (!this.kept.has(b) && t.data instanceof Float32Array) releaseF32(t.data, this.mark);
   }
 }

@@ -1,20 +1,69 @@
 /**
- * Output buffers for kernels that write every element. `new Float32Array(n)` zero-fills its memory (calloc): a
- * serial pass on the JS thread, ~0.07 ms per MB on these machines, while the kernel itself runs on every core.
- * `uninitF32` skips it for buffers of 64 KiB and up (Node's `Buffer.allocUnsafeSlow`: its own ArrayBuffer, never a
- * slice of a shared pool). With DORA_POISON_UNINIT=1 (the test runner sets it) the buffer is filled with NaN
- * instead, so an op that relied on zeros fails its tests rather than reading stale memory in production.
+ * Output buffers for kernels that write every element, and their reuse.
+ *
+ * `uninitF32` skips the zero fill of `new Float32Array(n)` (calloc: a serial pass on the JS thread, ~0.07 ms per MB
+ * on these machines, while the kernel itself runs on every core) for buffers of 64 KiB and up (Node's
+ * `Buffer.allocUnsafeSlow`: its own ArrayBuffer, never a slice of a shared pool).
+ *
+ * Reuse: a training step allocates and drops hundreds of MB-sized buffers. Left to the garbage collector, every
+ * 64 MB of them costs V8 an "external memory pressure" collection (~10% of a LoRA step here). `releaseF32` hands
+ * a dead buffer back; the next `uninitF32` of the same length takes it. Only buffers this module made, since a
+ * given mark (`allocationMark`), are accepted: autograd releases the gradients it made during one backward pass
+ * once nothing holds them (autograd.ts), never a forward activation a closure or a caller may still read.
+ *
+ * With DORA_POISON_UNINIT=1 (the test runner sets it) every buffer handed out, new or reused, is filled with NaN,
+ * so an op that relied on zeros, or a buffer released while still in use, fails its tests instead of passing on
+ * stale memory.
  */
 const POISON = typeof process !== "undefined" && process.env?.DORA_POISON_UNINIT === "1";
 const MIN_ELEMS = 16384;
+/** At most this much sits in the pool; what does not fit is left to the garbage collector. */
+const POOL_MAX_BYTES = 256 * 1024 * 1024;
 
 type NodeBuffer = { allocUnsafeSlow(size: number): Uint8Array };
 const NodeBuf = (globalThis as { Buffer?: NodeBuffer }).Buffer;
 
+const pool = new Map<number, Float32Array[]>();
+let pooledBytes = 0;
+/** When each buffer of ours was last handed out (a counter, see allocationMark). */
+const handedOut = new WeakMap<ArrayBufferLike, number>();
+let clock = 0;
+
 /** A float32 buffer of n elements whose contents are undefined: the caller must write all of them. */
 export function uninitF32(n: number): Float32Array {
-  if (POISON) return new Float32Array(n).fill(NaN);
-  if (n < MIN_ELEMS || NodeBuf === undefined) return new Float32Array(n);
-  const b = NodeBuf.allocUnsafeSlow(n * 4);
-  return new Float32Array(b.buffer, b.byteOffset, n);
+  if (n < MIN_ELEMS || NodeBuf === undefined) return POISON ? new Float32Array(n).fill(NaN) : new Float32Array(n);
+  let buf = pool.get(n)?.pop();
+  if (buf) pooledBytes -= n * 4;
+  else {
+    const b = NodeBuf.allocUnsafeSlow(n * 4);
+    buf = new Float32Array(b.buffer, b.byteOffset, n);
+  }
+  handedOut.set(buf.buffer, ++clock);
+  return POISON ? buf.fill(NaN) : buf;
+}
+
+/** A mark to pass to `releaseF32`: buffers handed out after it may be released against it. */
+export function allocationMark(): number {
+  return clock;
+}
+
+/**
+ * Gives `a`'s buffer back for reuse when it is one of ours, whole, and handed out after `since`; returns whether it
+ * was taken. The caller guarantees nothing reads or writes the buffer afterwards (through `a` or any view of it).
+ */
+export function releaseF32(a: Float32Array, since: number): boolean {
+  const at = handedOut.get(a.buffer);
+  if (at === undefined || at <= since || a.byteOffset !== 0 || a.byteLength !== a.buffer.byteLength) return false;
+  if (pooledBytes + a.byteLength > POOL_MAX_BYTES) return false;
+  handedOut.delete(a.buffer);
+  let list = pool.get(a.length);
+  if (!list) pool.set(a.length, (list = []));
+  list.push(a);
+  pooledBytes += a.byteLength;
+  return true;
+}
+
+/** Bytes waiting in the pool (tests, benches). */
+export function pooledBufferBytes(): number {
+  return pooledBytes;
 }

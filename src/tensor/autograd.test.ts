@@ -1,0 +1,58 @@
+/**
+ * Gradient buffers of a backward pass go back to the pool (buffer.ts) once nothing holds them: the values every
+ * leaf receives stay right however buffers are shared (views, one gradient for two inputs, accumulation), and
+ * buffers a caller can still reach (leaf grads, the root gradient, forward activations) are never reused.
+ */
+import { describe, expect, it } from "vitest";
+import { Tensor, add, mul, record, reshape, sum } from "./index.js";
+import { pooledBufferBytes, uninitF32 } from "./buffer.js";
+
+const N = 20000; // buffers of this size are pooled
+
+function leaf(fill: number): Tensor {
+  const t = new Tensor(new Float32Array(N).fill(fill), [N]);
+  t.requiresGrad = true;
+  return t;
+}
+
+/** Hands out (and scribbles over) every pooled buffer of length N, as later ops would. */
+function churn(): void {
+  for (let i = 0; i < 16; i++) uninitF32(N).fill(-999);
+}
+
+describe("backward releases dead gradient buffers", () => {
+  it("shared, viewed and accumulated gradients keep their values; intermediates are pooled", () => {
+    const x = leaf(1), w = leaf(3);
+    const h = mul(x, w);                       // dh = 2·(h + h)'s g
+    const z = add(h, h);                       // add's backward returns one gradient for both inputs
+    const r = reshape(z, [100, N / 100]);      // reshape's gradient is a view of its output's
+    const s = sum(mul(r, reshape(add(x, x), [100, N / 100]))); // x reached twice: gradients accumulate
+    const before = pooledBufferBytes();
+    s.backward();
+    expect(pooledBufferBytes()).toBeGreaterThan(before);
+    churn();
+    // s = Σ 2·x·w · 2x = Σ 4 x² w: ds/dx = 8 x w = 24, ds/dw = 4 x² = 4
+    expect(x.grad!.toArray().every((v) => v === 24)).toBe(true);
+    expect(w.grad!.toArray().every((v) => v === 4)).toBe(true);
+  });
+
+  it("a leaf's grad, accumulated over two backward passes, is never reused", () => {
+    const x = leaf(2);
+    sum(mul(x, x)).backward();
+    const first = x.grad!;
+    sum(mul(x, x)).backward();
+    churn();
+    expect(first.toArray().every((v) => v === 4)).toBe(true); // the caller may still hold the first grad
+    expect(x.grad!.toArray().every((v) => v === 8)).toBe(true);
+  });
+
+  it("a forward activation returned as a gradient is not pooled", () => {
+    const x = leaf(1), h = mul(x, 1);               // h not a leaf: its gradient is dropped once x's is made
+    const saved = new Tensor(uninitF32(N).fill(5), [N]); // made before the backward pass
+    const y = record(new Tensor(uninitF32(N).fill(0), [N]), "custom", [h], () => [saved]);
+    sum(mul(y, 1)).backward();
+    churn();
+    expect(saved.toArray().every((v) => v === 5)).toBe(true);
+    expect(x.grad!.toArray().every((v) => v === 5)).toBe(true);
+  });
+});
