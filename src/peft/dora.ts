@@ -273,6 +273,50 @@ export function doraCombine(p: DoraForwardParts): Tensor {
 
 // ---------------------------------------------------------------- fused Linear op
 
+/**
+ * dst[i·cols + k] = src[i·cols + k]·f[i] (dst may be src). The fused ops' small per-row loops live in functions
+ * like this one: inside the large backward closures V8 left them unoptimised (~100 ns an element, several ms a step).
+ */
+function scaleRows(dst: Float32Array, src: Float32Array, f: Float32Array, rows: number, cols: number): Float32Array {
+  for (let i = 0; i < rows; i++) {
+    const fi = f[i]!;
+    for (let k = i * cols; k < (i + 1) * cols; k++) dst[k] = src[k]! * fi;
+  }
+  return dst;
+}
+
+/** out[i] = a[i] / b[i]. */
+function divideInto(out: Float32Array, a: Float32Array, b: Float32Array): void {
+  for (let i = 0; i < out.length; i++) out[i] = a[i]! / b[i]!;
+}
+
+/** Σ_k p[i·r + k]·q[i·r + k] per row i of two [rows, r] buffers. */
+function rowDots(p: Float32Array, q: Float32Array, rows: number, r: number): Float64Array {
+  const out = new Float64Array(rows);
+  for (let i = 0; i < rows; i++) {
+    let acc = 0;
+    for (let k = i * r; k < (i + 1) * r; k++) acc += p[k]! * q[k]!;
+    out[i] = acc;
+  }
+  return out;
+}
+
+/**
+ * dm read back from the output's column dots (doraLinear's backward): dm_i = (keep·sy_i − keep·sw_i + (1 − keep)·l_i)
+ * / (a_i·n_i), which is sy_i / (c_i·n_i) = sy_i / m_i without dropout (keep = 1, sw and l absent). Returns the rows
+ * whose |a_i| is too small to read back from; the caller recomputes those.
+ */
+function readBack(d: Float32Array, sy: Float32Array, sw: Float32Array | null, lowRank: Float64Array | null,
+  a: Float32Array, n: Float32Array, keep: number): number[] {
+  const blind: number[] = [];
+  for (let i = 0; i < d.length; i++) {
+    if (Math.abs(a[i]!) < SCALE_READBACK_MIN) { blind.push(i); continue; }
+    const num = sw && lowRank ? keep * sy[i]! - keep * sw[i]! + (1 - keep) * lowRank[i]! : sy[i]!;
+    d[i] = num / (a[i]! * n[i]!);
+  }
+  return blind;
+}
+
 /** Below this |m/n| the output no longer carries z = (y − b)/c to float32 precision: recompute the row. */
 const SCALE_READBACK_MIN = 1e-3;
 
@@ -288,12 +332,11 @@ export function doraLinear(x: Tensor, fo: FusedOperands, A: Tensor, B: Tensor, m
   const mf = m.f32(), bf = bias ? bias.f32() : null;
   const be = getBackend();
   const c = new Float32Array(outF);
-  for (let i = 0; i < outF; i++) c[i] = mf[i]! / n[i]!;
+  divideInto(c, mf, n);
   const baseForm = fifo ? "nn" : "nt";
   const { u, drops } = lowRankInput(xf, Af, T, inF, r, s, dropout); // u = s·x̃Aᵀ [T, r]
   const y = uninitF32(T * outF);                            // written in full by the first GEMM (or the bias rows)
-  const Bc = new Float32Array(outF * r);                     // c ⊙ B (rows), so u·Bcᵀ = c ⊙ uBᵀ, g·Bc = (g ⊙ c)·B
-  for (let i = 0; i < outF; i++) for (let k = 0; k < r; k++) Bc[i * r + k] = Bf[i * r + k]! * c[i]!;
+  const Bc = scaleRows(new Float32Array(outF * r), Bf, c, outF, r); // c ⊙ B (rows): u·Bcᵀ = c ⊙ uBᵀ, g·Bc = (g ⊙ c)·B
   const sparse = drops !== null && drops.sparse, keep = drops ? drops.keep : 1;
   // sparse dropout: y = a ⊙ P − keep·(c − 1) ⊙ (S·Wᵀ) + c ⊙ uBᵀ + b with a = 1 + keep·(c − 1), S = x at the drops
   // (expanding zl = keep·(P − S·Wᵀ) + uBᵀ); p = 0 is the same with keep = 1 and no S: a = c
@@ -336,7 +379,14 @@ export function doraLinear(x: Tensor, fo: FusedOperands, A: Tensor, B: Tensor, m
         be.sparseGemmDot(baseForm, sw!, g, null, xf, d.rowPtr, d.cols, T, outF, inF, Wf, wOff);
       }
     }
-    let dm: Tensor | null = null;
+    let dx: Tensor | null = null, dA: Tensor | null = null, dB: Tensor | null = null, dm: Tensor | null = null;
+    if (need[0] || need[1]) {
+      const vs = new Float32Array(T * r);
+      gemm("nn", T, r, outF, g, Bc, vs, false);              // (g ⊙ c)·B [T, r]
+      scaleInPlace(vs, s);
+      if (need[1]) dA = new Tensor(lowRankGradA(vs, xf, drops, T, inF, r), A.shape); // (s·gc·B)ᵀ·x̃ [r, in]
+      if (need[0]) dx = new Tensor(doraDx(g, c, Wf, wOff, fifo, vs, Af, drops, gw, T, inF, outF, r), x.shape);
+    }
     if (need[3]) {
       // dm_i = Σ_t g_ti·zl_ti / n_i, zl = x̃Wᵀ + uBᵀ. Read back from y − b = a ⊙ P − keep·(c − 1) ⊙ SW + c ⊙ L
       // (SW = S·Wᵀ, L = uBᵀ): Σ g·zl = (keep·Σ g·(y − b) − keep·Σ g·SW + (1 − keep)·Σ g·L) / a, so nothing
@@ -344,28 +394,15 @@ export function doraLinear(x: Tensor, fo: FusedOperands, A: Tensor, B: Tensor, m
       const sy = new Float32Array(outF);
       be.columnDot(sy, g, zl ?? y, zl ? null : bf, T, outF);
       const d = new Float32Array(outF);
-      for (let i = 0; i < outF; i++) {
-        if (zl) { d[i] = sy[i]! / n[i]!; continue; }
-        if (Math.abs(aCol[i]!) < SCALE_READBACK_MIN) { d[i] = rowDot(g, xf, Wf, wOff, fifo, u, Bf, i, T, inF, outF, r, drops) / n[i]!; continue; }
-        if (!drops) { d[i] = sy[i]! / (c[i]! * n[i]!); continue; } // c·n = m
-        let sl = 0;
-        for (let k = 0; k < r; k++) sl += Bf[i * r + k]! * gu![i * r + k]!;
-        d[i] = (keep * sy[i]! - keep * sw![i]! + (1 - keep) * sl) / (aCol[i]! * n[i]!);
+      if (zl) divideInto(d, sy, n);
+      else {
+        const lowRank = drops ? rowDots(Bf, gu!, outF, r) : null; // Σ g·uBᵀ per row, from gᵀu
+        for (const i of readBack(d, sy, sw, lowRank, aCol, n, keep)) d[i] = rowDot(g, xf, Wf, wOff, fifo, u, Bf, i, T, inF, outF, r, drops) / n[i]!;
       }
       dm = new Tensor(d, m.shape);
     }
-    let dx: Tensor | null = null, dA: Tensor | null = null, dB: Tensor | null = null;
     if (need[2]) {
-      const d = gu!;                                         // rows · c: (g ⊙ c)ᵀ·u
-      for (let i = 0; i < outF; i++) for (let k = 0; k < r; k++) d[i * r + k] = d[i * r + k]! * c[i]!;
-      dB = new Tensor(d, B.shape);
-    }
-    if (need[0] || need[1]) {
-      const vs = new Float32Array(T * r);
-      gemm("nn", T, r, outF, g, Bc, vs, false);              // (g ⊙ c)·B [T, r]
-      scaleInPlace(vs, s);
-      if (need[1]) dA = new Tensor(lowRankGradA(vs, xf, drops, T, inF, r), A.shape); // (s·gc·B)ᵀ·x̃ [r, in]
-      if (need[0]) dx = new Tensor(doraDx(g, c, Wf, wOff, fifo, vs, Af, drops, gw, T, inF, outF, r), x.shape);
+      dB = new Tensor(scaleRows(gu!, gu!, c, outF, r), B.shape); // (g ⊙ c)ᵀ·u: after dm, which reads gᵀ·u
     }
     return [dx, dA, dB, dm];
   });
