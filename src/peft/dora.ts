@@ -380,13 +380,6 @@ export function doraLinear(x: Tensor, fo: FusedOperands, A: Tensor, B: Tensor, m
       }
     }
     let dx: Tensor | null = null, dA: Tensor | null = null, dB: Tensor | null = null, dm: Tensor | null = null;
-    if (need[0] || need[1]) {
-      const vs = new Float32Array(T * r);
-      gemm("nn", T, r, outF, g, Bc, vs, false);              // (g ⊙ c)·B [T, r]
-      scaleInPlace(vs, s);
-      if (need[1]) dA = new Tensor(lowRankGradA(vs, xf, drops, T, inF, r), A.shape); // (s·gc·B)ᵀ·x̃ [r, in]
-      if (need[0]) dx = new Tensor(doraDx(g, c, Wf, wOff, fifo, vs, Af, drops, gw, T, inF, outF, r), x.shape);
-    }
     if (need[3]) {
       // dm_i = Σ_t g_ti·zl_ti / n_i, zl = x̃Wᵀ + uBᵀ. Read back from y − b = a ⊙ P − keep·(c − 1) ⊙ SW + c ⊙ L
       // (SW = S·Wᵀ, L = uBᵀ): Σ g·zl = (keep·Σ g·(y − b) − keep·Σ g·SW + (1 − keep)·Σ g·L) / a, so nothing
@@ -403,6 +396,13 @@ export function doraLinear(x: Tensor, fo: FusedOperands, A: Tensor, B: Tensor, m
     }
     if (need[2]) {
       dB = new Tensor(scaleRows(gu!, gu!, c, outF, r), B.shape); // (g ⊙ c)ᵀ·u: after dm, which reads gᵀ·u
+    }
+    if (need[0] || need[1]) {
+      const vs = new Float32Array(T * r);
+      gemm("nn", T, r, outF, g, Bc, vs, false);              // (g ⊙ c)·B [T, r]
+      scaleInPlace(vs, s);
+      if (need[1]) dA = new Tensor(lowRankGradA(vs, xf, drops, T, inF, r), A.shape); // (s·gc·B)ᵀ·x̃ [r, in]
+      if (need[0]) dx = new Tensor(doraDx(g, c, Wf, wOff, fifo, vs, Af, drops, gw, T, inF, outF, r), x.shape);
     }
     return [dx, dA, dB, dm];
   });
