@@ -161,6 +161,13 @@ describe("closed forms", () => {
     expect(T.dropout(x, 0.25, new Rng(3), false)).toBe(x);
     expect(T.dropout(x, 0.25, new Rng(3)).toArray()).toEqual(y.toArray());
   });
+  it("linear's weight gradient comes out in the weight's own layout (contiguous), equal to gᵀ·x", () => {
+    const x = randn([2, 3, 4], rng), w = randn([5, 4], rng).requiresGrad_(), g = randn([2, 3, 5], rng);
+    T.linear(x, w).backward(g);
+    expect(w.grad!.isContiguous()).toBe(true); // a transposed view made the optimizer copy every weight each step
+    const want = T.matmul(T.reshape(g, [6, 5]).T, T.reshape(x, [6, 4]));
+    expectClose(w.grad!.toArray(), want.toArray(), "dW", { rtol: 1e-6, atol: 1e-6 });
+  });
   it("float16/bfloat16 storage widens exactly", () => {
     const x = tensor([1, 0.1, -2.5, 65504]);
     expect(x.to("float16").float().toArray()).toEqual([1, 0.0999755859375, -2.5, 65504]);

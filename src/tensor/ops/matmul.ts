@@ -86,9 +86,13 @@ export function matmul(x: Tensor, y: Tensor): Tensor {
   }
   const a = widen(x), b = widen(y);
   const out = matmulRaw(a, b);
+  // b a transposed view (x·Wᵀ with W stored [out, in]): its gradient aᵀ·g is computed as (gᵀ·a)ᵀ, so it comes
+  // out in W's own layout and W.grad is contiguous; as aᵀ·g it was a transposed view that the optimizer copied
+  // (57 strided copies of every weight per step when fine-tuning the whole model)
+  const bTransposed = b.ndim === 2 && a.ndim === 2 && !b.isContiguous() && layout2d(b)?.trans === true;
   return record(out, "matmul", [a, b], (g, need) => [
     need[0] ? sumTo(matmulRaw(g, transpose(b, -2, -1)), a.shape) : null,
-    need[1] ? sumTo(matmulRaw(transpose(a, -2, -1), g), b.shape) : null,
+    need[1] ? (bTransposed ? transpose(matmulRaw(transpose(g, 0, 1), a), 0, 1) : sumTo(matmulRaw(transpose(a, -2, -1), g), b.shape)) : null,
   ]);
 }
 
