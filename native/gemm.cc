@@ -63,21 +63,24 @@ void pack_a(int form, const float* a, int64_t lda, int64_t i0, int64_t p0, int64
   }
 }
 
-// Pack B[p0:p0+kc, j0:j0+nc] into slivers of NR columns: sliver s, step p holds B(p0+p, j0+s·NR+c).
+// Pack B[p0:p0+kc, j0:j0+nc] into slivers of NR columns: sliver s, step p holds B(p0+p, j0+s·NR+c), times
+// scale[p] (axis 0) or scale[s·NR+c] (axis 1) when scale is set (see PackBFn).
 template <int NR>
-void pack_b(int form, const float* b, int64_t ldb, int64_t j0, int64_t p0, int64_t nc, int64_t kc, float* dst) {
+void pack_b(int form, const float* b, int64_t ldb, int64_t j0, int64_t p0, int64_t nc, int64_t kc, float* dst,
+            const float* scale, int axis) {
+  const float* sp = scale && axis == 0 ? scale : nullptr;
   for (int64_t s = 0; s < nc; s += NR) {
     const int cols = static_cast<int>(std::min<int64_t>(NR, nc - s));
+    const float* sn = scale && axis == 1 ? scale + s : nullptr;
     if (form != kNT) {
       for (int64_t p = 0; p < kc; p++) {
         const float* src = b + (p0 + p) * ldb + j0 + s;
         float* d = dst + p * NR;
-        if (cols == NR) {
-          std::memcpy(d, src, sizeof(float) * NR);
-        } else {
-          for (int c = 0; c < cols; c++) d[c] = src[c];
-          for (int c = cols; c < NR; c++) d[c] = 0.f;
-        }
+        const float f = sp ? sp[p] : 1.f;
+        if (sn) for (int c = 0; c < cols; c++) d[c] = src[c] * sn[c];
+        else if (sp) for (int c = 0; c < cols; c++) d[c] = src[c] * f;
+        else std::memcpy(d, src, sizeof(float) * static_cast<size_t>(cols));
+        for (int c = cols; c < NR; c++) d[c] = 0.f;
       }
     } else {
       // B stored n×k: column j of B(p, j) is row j of storage.
@@ -85,7 +88,9 @@ void pack_b(int form, const float* b, int64_t ldb, int64_t j0, int64_t p0, int64
         float* d = dst + c;
         if (c < cols) {
           const float* src = b + (j0 + s + c) * ldb + p0;
-          for (int64_t p = 0; p < kc; p++) d[p * NR] = src[p];
+          const float f = sn ? sn[c] : 1.f;
+          if (sp) for (int64_t p = 0; p < kc; p++) d[p * NR] = src[p] * sp[p];
+          else for (int64_t p = 0; p < kc; p++) d[p * NR] = src[p] * f;
         } else {
           for (int64_t p = 0; p < kc; p++) d[p * NR] = 0.f;
         }
@@ -96,7 +101,6 @@ void pack_b(int form, const float* b, int64_t ldb, int64_t j0, int64_t p0, int64
 }
 
 using PackA = void (*)(int, const float*, int64_t, int64_t, int64_t, int64_t, int64_t, float*);
-using PackB = void (*)(int, const float*, int64_t, int64_t, int64_t, int64_t, int64_t, float*);
 
 PackA pack_a_for(int mr) {
   switch (mr) {
@@ -107,7 +111,7 @@ PackA pack_a_for(int mr) {
     default: return pack_a<4>;
   }
 }
-PackB pack_b_for(int nr) {
+PackBFn pack_b_for(int nr) {
   switch (nr) {
     case 64: return pack_b<64>;
     case 48: return pack_b<48>;
@@ -143,27 +147,8 @@ int64_t balanced(int64_t len, int64_t target, int64_t unit) {
   return (per + unit - 1) / unit * unit;
 }
 
-// Multiplies a packed B block (slivers of NR columns, kc rows each; see pack_b) by s along k (axis 0: s[p]) or
-// along n (axis 1: s[j], j < nc; the zero padding of a ragged sliver stays zero).
-void scale_packed_b(float* buf, int NR, int64_t nc, int64_t kc, const float* s, int axis) {
-  for (int64_t j0 = 0; j0 < nc; j0 += NR) {
-    float* sl = buf + j0 * kc;
-    const int cols = static_cast<int>(std::min<int64_t>(NR, nc - j0));
-    if (axis == 0) {
-      for (int64_t p = 0; p < kc; p++) {
-        const float f = s[p];
-        for (int q = 0; q < NR; q++) sl[p * NR + q] *= f;
-      }
-    } else {
-      for (int64_t p = 0; p < kc; p++)
-        for (int q = 0; q < cols; q++) sl[p * NR + q] *= s[j0 + q];
-    }
-  }
-}
-
 // One single-threaded GEMM on a (sub)problem: C[m×n] (+)= A(·)·B(·) with accessors by form.
-// bscale (see GemmArgs) is applied to each packed block of B: a pass over kc×nc floats already in cache, where
-// the block's product costs mc·kc·nc multiply-adds.
+// bscale (see GemmArgs) is applied by B's packer.
 void gemm_serial(const GemmKernel& K, int form, int64_t m, int64_t n, int64_t k,
                  const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc, bool acc,
                  const float* bscale = nullptr, int bscale_axis = 0) {
@@ -179,7 +164,7 @@ void gemm_serial(const GemmKernel& K, int form, int64_t m, int64_t n, int64_t k,
   float* abuf = tl_abuf.get(static_cast<size_t>(mcap * kcap));
   float* bbuf = tl_bbuf.get(static_cast<size_t>(ncap * kcap));
   const PackA packA = K.pack_a ? K.pack_a : pack_a_for(MR);
-  const PackB packB = K.pack_b ? K.pack_b : pack_b_for(NR);
+  const PackBFn packB = K.pack_b ? K.pack_b : pack_b_for(NR);
   alignas(64) float tile[16 * 64];
 
   for (int64_t ic = 0; ic < m; ic += MC) {
@@ -190,8 +175,7 @@ void gemm_serial(const GemmKernel& K, int form, int64_t m, int64_t n, int64_t k,
       packA(form, a, lda, ic, pc, mc, kc, abuf);
       for (int64_t jc = 0; jc < n; jc += NC) {
         const int64_t nc = std::min(NC, n - jc);
-        packB(form, b, ldb, jc, pc, nc, kc, bbuf);
-        if (bscale) scale_packed_b(bbuf, NR, nc, kc, bscale_axis == 0 ? bscale + pc : bscale + jc, bscale_axis);
+        packB(form, b, ldb, jc, pc, nc, kc, bbuf, bscale ? bscale + (bscale_axis == 0 ? pc : jc) : nullptr, bscale_axis);
         for (int64_t ir = 0; ir < mc; ir += MR) {
           const int64_t rows = std::min<int64_t>(MR, mc - ir);
           const float* ap = abuf + ir * kc;

@@ -31,6 +31,11 @@ using EdgeKernel = void (*)(int64_t kc, const float* a, const float* b, float* c
 // Packing routines (see gemm.cc): A[i0:+mc, p0:+kc] into mr-row slivers, B[p0:+kc, j0:+nc] into nr-column
 // slivers, zero-padding ragged edges. `a`/`b` point at the operand's storage; `form` says how to read it.
 using PackFn = void (*)(int form, const float* src, int64_t ld, int64_t r0, int64_t p0, int64_t rows, int64_t kc, float* dst);
+// B's packer also applies GemmArgs::bscale as it copies (a multiply on values already in registers, where a separate
+// pass over the packed block cost ~1-2% of a base-size GEMM): `scale` is relative to the block, scale[p] for p < kc
+// (axis 0) or scale[j] for j < nc (axis 1); nullptr: a plain copy.
+using PackBFn = void (*)(int form, const float* src, int64_t ld, int64_t j0, int64_t p0, int64_t nc, int64_t kc, float* dst,
+                         const float* scale, int axis);
 // GEMV (one row of A, no packing): c[0:n] = (acc ? c : 0) + a·B, a contiguous (k floats), c contiguous (n floats).
 // form kNT: B(p, j) = b[j·ldb + p] (dot products with B's rows); kNN: B(p, j) = b[p·ldb + j] (axpy over B's rows).
 using GemvFn = void (*)(int form, int64_t n, int64_t k, const float* a, const float* b, int64_t ldb, float* c, bool acc);
@@ -41,7 +46,7 @@ struct GemmKernel {
   int64_t kc, mc, nc;  // cache blocking: A block mc×kc (L3), B block kc×nc (L2), A sliver mr×kc (L1)
   MicroKernel kernel;
   PackFn pack_a;       // nullptr: the generic packers in gemm.cc
-  PackFn pack_b;       // (pack_b's r0/rows are j0/nc: columns of B)
+  PackBFn pack_b;
   EdgeKernel edge;     // nullptr: edge tiles go through a temporary tile
   GemvFn gemv;         // small-m nn / nt path; nullptr: the portable loops in gemm.cc
 };

@@ -91,33 +91,58 @@ void kernel_edge_14x32(int64_t kc, const float* a, const float* b, float* c, int
 }
 
 // Transposing pack: `lanes` (≤ 16) storage rows of `src` (row stride ld, starting at column p0), each
-// read along kc, written so that step p holds the lanes contiguously at dst + p·pitch + lane.
-inline void pack_transpose(const float* src, int64_t ld, int lanes, int64_t kc, float* dst, int pitch) {
+// read along kc, written so that step p holds the lanes contiguously at dst + p·pitch + lane; times sp[p] per
+// step and sl[lane] per lane where those are set (B's scale, PackBFn).
+inline void pack_transpose(const float* src, int64_t ld, int lanes, int64_t kc, float* dst, int pitch,
+                           const float* sp = nullptr, const float* sl = nullptr) {
   const __mmask16 lm = static_cast<__mmask16>((1u << lanes) - 1);
+  const __m512 lane_scale = sl ? _mm512_maskz_loadu_ps(lm, sl) : _mm512_setzero_ps();
   int64_t p = 0;
   for (; p + 16 <= kc; p += 16) {
     __m512 r[16];
     for (int i = 0; i < 16; i++) r[i] = i < lanes ? _mm512_loadu_ps(src + i * ld + p) : _mm512_setzero_ps();
+    if (sp) {
+      const __m512 f = _mm512_loadu_ps(sp + p);
+      for (int i = 0; i < lanes; i++) r[i] = _mm512_mul_ps(r[i], f);
+    }
     transpose16(r);
+    if (sl) for (int q = 0; q < 16; q++) r[q] = _mm512_mul_ps(r[q], lane_scale);
     for (int q = 0; q < 16; q++) _mm512_mask_storeu_ps(dst + (p + q) * pitch, lm, r[q]);
   }
   if (p < kc) {
     const __mmask16 km = static_cast<__mmask16>((1u << (kc - p)) - 1);
     __m512 r[16];
     for (int i = 0; i < 16; i++) r[i] = i < lanes ? _mm512_maskz_loadu_ps(km, src + i * ld + p) : _mm512_setzero_ps();
+    if (sp) {
+      const __m512 f = _mm512_maskz_loadu_ps(km, sp + p);
+      for (int i = 0; i < lanes; i++) r[i] = _mm512_mul_ps(r[i], f);
+    }
     transpose16(r);
+    if (sl) for (int q = 0; q < 16; q++) r[q] = _mm512_mul_ps(r[q], lane_scale);
     for (int q = 0; q < kc - p; q++) _mm512_mask_storeu_ps(dst + (p + q) * pitch, lm, r[q]);
   }
 }
 
-// Contiguous pack: step p copies `lanes` floats from src + p·ld to dst + p·pitch, zero-filling to `width`.
-inline void pack_copy(const float* src, int64_t ld, int lanes, int64_t kc, float* dst, int width) {
+// Contiguous pack: step p copies `lanes` floats from src + p·ld to dst + p·pitch, zero-filling to `width`;
+// times sp[p] per step and sl[lane] per lane where those are set (B's scale, PackBFn).
+inline void pack_copy(const float* src, int64_t ld, int lanes, int64_t kc, float* dst, int width,
+                      const float* sp = nullptr, const float* sl = nullptr) {
   for (int off = 0; off < width; off += 16) {
     const int n = lanes - off;
     const __mmask16 m = n >= 16 ? 0xFFFF : n <= 0 ? 0 : static_cast<__mmask16>((1u << n) - 1);
     const __mmask16 wm = width - off >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (width - off)) - 1);
-    for (int64_t p = 0; p < kc; p++)
-      _mm512_mask_storeu_ps(dst + p * width + off, wm, _mm512_maskz_loadu_ps(m, src + p * ld + off));
+    if (sl) {
+      const __m512 f = _mm512_maskz_loadu_ps(m, sl + off);
+      for (int64_t p = 0; p < kc; p++)
+        _mm512_mask_storeu_ps(dst + p * width + off, wm, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, src + p * ld + off), f));
+    } else if (sp) {
+      for (int64_t p = 0; p < kc; p++)
+        _mm512_mask_storeu_ps(dst + p * width + off, wm,
+                              _mm512_mul_ps(_mm512_maskz_loadu_ps(m, src + p * ld + off), _mm512_set1_ps(sp[p])));
+    } else {
+      for (int64_t p = 0; p < kc; p++)
+        _mm512_mask_storeu_ps(dst + p * width + off, wm, _mm512_maskz_loadu_ps(m, src + p * ld + off));
+    }
   }
 }
 
@@ -130,15 +155,18 @@ void pack_a_avx512(int form, const float* a, int64_t lda, int64_t i0, int64_t p0
   }
 }
 
-void pack_b_avx512(int form, const float* b, int64_t ldb, int64_t j0, int64_t p0, int64_t nc, int64_t kc, float* dst) {
+void pack_b_avx512(int form, const float* b, int64_t ldb, int64_t j0, int64_t p0, int64_t nc, int64_t kc, float* dst,
+                   const float* scale, int axis) {
+  const float* sp = scale && axis == 0 ? scale : nullptr;
   for (int64_t s = 0; s < nc; s += NR) {
     const int cols = static_cast<int>(nc - s < NR ? nc - s : NR);
+    const float* sn = scale && axis == 1 ? scale + s : nullptr;
     if (form != kNT) {
-      pack_copy(b + p0 * ldb + j0 + s, ldb, cols, kc, dst, NR);
+      pack_copy(b + p0 * ldb + j0 + s, ldb, cols, kc, dst, NR, sp, sn);
     } else {
       for (int h = 0; h < NR; h += 16) {
         const int lanes = cols - h <= 0 ? 0 : cols - h >= 16 ? 16 : cols - h;
-        pack_transpose(b + (j0 + s + h) * ldb + p0, ldb, lanes, kc, dst + h, NR);
+        pack_transpose(b + (j0 + s + h) * ldb + p0, ldb, lanes, kc, dst + h, NR, sp, sn ? sn + h : nullptr);
         if (lanes == 0) for (int64_t p = 0; p < kc; p++) _mm512_store_ps(dst + p * NR + h, _mm512_setzero_ps());
       }
     }

@@ -201,7 +201,8 @@ describe("native gemm argument checks (an Error, never a crash)", () => {
 
 describe("native gemmScaled (op(B) scaled along k or n) matches the js spec", () => {
   // small (direct loops), m ≤ 4 (GEMV), and packed sizes across blocks and ragged slivers; ld padding and offsets
-  const sizes: Array<[number, number, number]> = [[3, 5, 4], [1, 70, 33], [4, 33, 70], [37, 45, 53], [130, 301, 290], [300, 64, 700]];
+  // (the last two span several kc and nc blocks, so the scale is offset per block)
+  const sizes: Array<[number, number, number]> = [[3, 5, 4], [1, 70, 33], [4, 33, 70], [37, 45, 53], [130, 301, 290], [300, 64, 700], [20, 530, 400]];
   const js = (form: GemmForm, m: number, n: number, k: number, a: Float32Array, lda: number, b: Float32Array, ldb: number,
     s: Float32Array, axis: "k" | "n", c: Float32Array, ldc: number, acc: boolean): void => {
     // the spec of gemmScaled, written here by its definition: op(B) scaled, then a plain product
@@ -215,10 +216,12 @@ describe("native gemmScaled (op(B) scaled along k or n) matches the js spec", ()
       c[1 + i * ldc + j] = (acc ? c[1 + i * ldc + j]! : 0) + sum;
     }
   };
-  for (const threads of [1, 2])
+  // every ISA: each has its own B packer, and the scale is applied as B is packed
+  for (const isa of isas) for (const threads of [1, 2])
     for (const form of forms)
       for (const axis of ["k", "n"] as const)
-        it(`${form} along ${axis}, ${threads} thread(s)`, () => {
+        it(`${isa}, ${form} along ${axis}, ${threads} thread(s)`, () => {
+          expect(addon.setIsa(isa)).toBe(true);
           addon.setNumThreads(threads);
           sizes.forEach(([m, n, k], idx) => {
             const r = rng(77 + idx);
