@@ -197,6 +197,13 @@ struct Args {
     if (ok && napi_get_value_bool(env, v[i], &x) != napi_ok) ok = fail(env, "dora_native: expected a boolean");
     return x;
   }
+  double* f64s(int i) {
+    if (!ok) return nullptr;
+    double* p = nullptr;
+    size_t len;
+    ok = get_array(env, v[i], napi_float64_array, &p, &len);
+    return p;
+  }
   // `count` head-stride triples (batch, head, seq) from a Float64Array.
   bool strides(int i, int count, dora::HeadStrides* out) {
     double* p = nullptr;
@@ -505,6 +512,19 @@ napi_value ColumnDot(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// doraNormTerms(out: Float64Array, w, wOff, rowStride, colStride, a, b, s, rows, cols, r)
+napi_value DoraNormTerms(napi_env env, napi_callback_info info) {
+  Args a(env, info, 11);
+  double* out = a.f64s(0);
+  float* w = a.f32(1);
+  int64_t wOff = a.i64(2), si = a.i64(3), sp = a.i64(4);
+  float *A = a.f32(5), *B = a.f32(6);
+  double s = a.f64(7);
+  int64_t rows = a.i64(8), cols = a.i64(9), r = a.i64(10);
+  if (a.ok) dora::dora_norm_terms(out, w + wOff, si, sp, A, B, s, rows, cols, r);
+  return nullptr;
+}
+
 // sparseGemm(form, c, alpha, scale|null, x, rowPtr, cols, rows, n, k, w, wOff, accumulate)
 // sparseGemmDot(form, out, g, scale|null, x, rowPtr, cols, rows, n, k, w, wOff)
 // sampledGemm(form, out, a, scale|null, rowPtr, cols, rows, n, k, w, wOff, accumulate, dot|null, x|null); form 0 nn, 1 nt
@@ -610,6 +630,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"adamwStep", nullptr, AdamwStep, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"columnScale", nullptr, ColumnScale, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"columnDot", nullptr, ColumnDot, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"doraNormTerms", nullptr, DoraNormTerms, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sparseGemm", nullptr, SparseGemm, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sampledGemm", nullptr, SampledGemm, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sparseGemmDot", nullptr, SparseGemmDot, nullptr, nullptr, nullptr, napi_default, nullptr},

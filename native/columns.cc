@@ -43,6 +43,24 @@ void dot_task(void* p, int t, int nt) {
   elementwise().column_dot_cols(c->out, c->g, c->z, c->bias, c->rows, c->cols, c0, c1, acc.data());
 }
 
+struct NormCtx {
+  double* out;
+  const float* w;
+  int64_t si, sp;
+  const float* at;
+  int64_t rp;
+  const float* b;
+  const double* aat;
+  double s;
+  int64_t rows, cols, r;
+};
+
+void norm_task(void* p, int t, int nt) {
+  const auto* c = static_cast<const NormCtx*>(p);
+  elementwise().dora_norm_terms_rows(c->out, c->w, c->si, c->sp, c->at, c->rp, c->b, c->aat, c->s, c->rows * t / nt,
+                                     c->rows * (t + 1) / nt, c->cols, c->r);
+}
+
 int tasks_for(int64_t work, int64_t units) {
   // ~256K elements per task keeps the pool's hand-off small against the pass itself
   const int64_t by_work = std::max<int64_t>(1, work / (1 << 18));
@@ -60,6 +78,16 @@ void column_scale(float* out, const float* x, const float* scale, double offset,
 void column_dot(float* out, const float* g, const float* z, const float* bias, int64_t rows, int64_t cols) {
   DotCtx c{out, g, z, bias, rows, cols};
   parallel_run(tasks_for(rows * cols, cols), dot_task, &c);
+}
+
+void dora_norm_terms(double* out, const float* w, int64_t si, int64_t sp, const float* a, const float* b, double s,
+                     int64_t rows, int64_t cols, int64_t r) {
+  const int64_t rp = (r + 15) / 16 * 16;
+  std::vector<float> at(static_cast<size_t>(cols * rp));
+  std::vector<double> aat(static_cast<size_t>(r * r));
+  elementwise().dora_norm_prepare(at.data(), aat.data(), a, r, rp, cols);
+  NormCtx c{out, w, si, sp, at.data(), rp, b, aat.data(), s, rows, cols, r};
+  parallel_run(tasks_for(rows * cols * std::max<int64_t>(r, 1) / 16, rows), norm_task, &c);
 }
 
 }  // namespace dora

@@ -11,5 +11,11 @@ void column_scale(float* out, const float* x, const float* scale, double offset,
                   int64_t cols);
 // out[i] = sum_r g[r,i] * (z[r,i] - (bias ? bias[i] : 0)), summed in float64.
 void column_dot(float* out, const float* g, const float* z, const float* bias, int64_t rows, int64_t cols);
+// DoRA's factored weight norm less ‖W_i‖² (src/peft/dora.ts), W(i, p) = w[i·si + p·sp] for i < rows, p < cols
+// (a Linear's [out, in] weight, or a Conv1D's stored [in, out] read transposed), A [r, cols], B [rows, r] row-major:
+// out[i] = 2s·Σ_k B[i,k]·(W_i·A_k) + s²·Σ_{k,l} B[i,k]·(A·Aᵀ)[k,l]·B[i,l], in float64. One pass over W, nothing
+// [rows, r] kept; threads split rows.
+void dora_norm_terms(double* out, const float* w, int64_t si, int64_t sp, const float* a, const float* b, double s,
+                     int64_t rows, int64_t cols, int64_t r);
 
 }  // namespace dora

@@ -36,6 +36,12 @@ struct ElementwiseKernels {
                             int64_t r0, int64_t r1, int64_t cols);
   void (*column_dot_cols)(float* out, const float* g, const float* z, const float* bias, int64_t rows, int64_t cols,
                           int64_t c0, int64_t c1, double* acc);
+  // columns.h's dora_norm_terms: the r-sized operands once (at = Aᵀ [cols, rp], rp = r rounded up to 16 and
+  // zero-padded; aat = A·Aᵀ [r, r] float64), then rows [i0, i1).
+  void (*dora_norm_prepare)(float* at, double* aat, const float* a, int64_t r, int64_t rp, int64_t cols);
+  void (*dora_norm_terms_rows)(double* out, const float* w, int64_t si, int64_t sp, const float* at, int64_t rp,
+                               const float* b, const double* aat, double s, int64_t i0, int64_t i1, int64_t cols,
+                               int64_t r);
 };
 
 const ElementwiseKernels& elementwise();

@@ -5,6 +5,9 @@
 #include <cstring>
 
 #include "elementwise.h"
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
 
 namespace dora {
 namespace DORA_EW_NS {
@@ -314,6 +317,75 @@ void column_dot_cols(float* out, const float* g, const float* z, const float* bi
   for (int64_t i = 0; i < w; i++) out[c0 + i] = static_cast<float>(acc[i]);
 }
 
+
+// columns.h dora_norm_terms, first step: at = Aᵀ [cols, rp] (rp: r rounded up to 16, zero-padded) and aat = A·Aᵀ
+// [r, r] in float64 (exact products summed over p in order, as the js spec sums them).
+void dora_norm_prepare(float* at, double* aat, const float* a, int64_t r, int64_t rp, int64_t cols) {
+  for (int64_t p = 0; p < cols; p++) {
+    float* ap = at + p * rp;
+    for (int64_t k = 0; k < r; k++) ap[k] = a[k * cols + p];
+    for (int64_t k = r; k < rp; k++) ap[k] = 0.f;
+  }
+  for (int64_t k = 0; k < r * r; k++) aat[k] = 0.0;
+  for (int64_t p = 0; p < cols; p++) {
+    const float* ap = at + p * rp;
+    for (int64_t k = 0; k < r; k++) {
+      const double ak = ap[k];
+      double* row = aat + k * r;
+      for (int64_t l = 0; l < r; l++) row[l] += ak * ap[l];
+    }
+  }
+}
+
+// Rows [i0, i1) of columns.h dora_norm_terms: W(i, p) = w[i·si + p·sp]; at, aat from dora_norm_prepare. As a GEMM
+// micro-kernel with the ranks as its 16 lanes: each W element is broadcast against a row of Aᵀ, RW rows of W at a
+// time, so W is read once and nothing is reduced across lanes. The dots W_i·A_k accumulate in float32 (as the GEMM
+// this replaces did), the rest in float64. A ragged last block reuses the last row and drops its results.
+void dora_norm_terms_rows(double* out, const float* w, int64_t si, int64_t sp, const float* at, int64_t rp,
+                          const float* b, const double* aat, double s, int64_t i0, int64_t i1, int64_t cols, int64_t r) {
+  constexpr int L = 16, RW = 12;
+  for (int64_t i = i0; i < i1; i += RW) {
+    const float* wr[RW];
+    for (int x = 0; x < RW; x++) wr[x] = w + (i + x < i1 ? i + x : i1 - 1) * si;
+    double cross[RW] = {};
+    for (int64_t k0 = 0; k0 < r; k0 += L) {
+      float acc[RW][L];
+#ifdef __AVX512F__
+      // the loop of the #else branch, with the RW accumulators held in registers (the compiler spills them)
+      __m512 va[RW];
+      for (int x = 0; x < RW; x++) va[x] = _mm512_setzero_ps();
+      for (int64_t p = 0; p < cols; p++) {
+        const __m512 ap = _mm512_loadu_ps(at + p * rp + k0);
+        for (int x = 0; x < RW; x++) va[x] = _mm512_fmadd_ps(_mm512_set1_ps(wr[x][p * sp]), ap, va[x]);
+      }
+      for (int x = 0; x < RW; x++) _mm512_storeu_ps(acc[x], va[x]);
+#else
+      for (int x = 0; x < RW; x++)
+        for (int l = 0; l < L; l++) acc[x][l] = 0.f;
+      for (int64_t p = 0; p < cols; p++) {
+        const float* ap = at + p * rp + k0;
+        for (int x = 0; x < RW; x++) {
+          const float wv = wr[x][p * sp];
+          for (int l = 0; l < L; l++) acc[x][l] += wv * ap[l];
+        }
+      }
+#endif
+      for (int x = 0; x < RW && i + x < i1; x++)
+        for (int64_t l = 0; l < L && k0 + l < r; l++) cross[x] += static_cast<double>(b[(i + x) * r + k0 + l]) * acc[x][l];
+    }
+    for (int x = 0; x < RW && i + x < i1; x++) {
+      const float* br = b + (i + x) * r;
+      double quad = 0.0;
+      for (int64_t k = 0; k < r; k++) {
+        double t = 0.0;
+        for (int64_t l = 0; l < r; l++) t += aat[k * r + l] * br[l];
+        quad += static_cast<double>(br[k]) * t;
+      }
+      out[i + x] = 2.0 * s * cross[x] + s * s * quad;
+    }
+  }
+}
+
 }  // namespace DORA_EW_NS
 
 extern const ElementwiseKernels DORA_EW_TABLE = {
@@ -321,6 +393,7 @@ extern const ElementwiseKernels DORA_EW_TABLE = {
     DORA_EW_NS::rmsnorm_forward, DORA_EW_NS::rmsnorm_backward, DORA_EW_NS::adamw_step,      DORA_EW_NS::binary_flat,
     DORA_EW_NS::silu_mul_forward, DORA_EW_NS::silu_mul_backward, DORA_EW_NS::cross_entropy_forward,
     DORA_EW_NS::cross_entropy_backward, DORA_EW_NS::column_scale_rows, DORA_EW_NS::column_dot_cols,
+    DORA_EW_NS::dora_norm_prepare, DORA_EW_NS::dora_norm_terms_rows,
 };
 
 }  // namespace dora

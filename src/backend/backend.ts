@@ -199,6 +199,16 @@ export interface Backend {
     rows: number, cols: number): void;
   /** out[i] = Σ_r g[r, i]·(z[r, i] − (bias ? bias[i] : 0)), summed in float64 (written). DoRA's ∂L/∂m reduction. */
   columnDot(out: Float32Array, g: Float32Array, z: Float32Array, bias: Float32Array | null, rows: number, cols: number): void;
+  /**
+   * DoRA's factored weight norm less ‖W_i‖² (src/peft/dora.ts). W(i, p) = w[wOff + i·rowStride + p·colStride] for
+   * i < rows, p < cols (a Linear's [out, in] weight: strides (cols, 1); a Conv1D's stored [in, out]: (1, rows)),
+   * A [r, cols] and B [rows, r] row-major:
+   *   out[i] = 2s·Σ_k B[i,k]·(W_i·A_k) + s²·Σ_{k,l} B[i,k]·(A·Aᵀ)[k,l]·B[i,l]   (written, float64),
+   * so n_i² = ‖W_i‖² + out[i] for n = ‖W + s·BA‖ per row: one pass over W, nothing out×in or [rows, r] kept. The dots
+   * W_i·A_k may be accumulated in float32 (as a GEMM would); everything else is float64.
+   */
+  doraNormTerms(out: Float64Array, w: Float32Array, wOff: number, rowStride: number, colStride: number, a: Float32Array,
+    b: Float32Array, s: number, rows: number, cols: number, r: number): void;
 
   /**
    * Sparse × dense product for the dropout corrections of the fused adapter ops (src/peft/dora.ts, lora-linear.ts).

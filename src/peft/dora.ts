@@ -13,8 +13,9 @@
  *   n_i   = ‖W_i + s·(B A)_i‖₂                                 weight norm, direct form
  *   n_i²  = ‖W_i‖² + 2s·Σ_k (W Aᵀ)_ik B_ik + s²·Σ_k (B·AAᵀ)_ik B_ik   factored form (Scaling-DoRA, arXiv
  *           2603.22276): never builds the out×in matrix W + s·BA. ‖W_i‖² is cached per frozen weight (keyed
- *           on the tensor, its buffer and its `version`). Terms are summed in float64; a row whose n_i² falls
- *           below CANCEL·‖W_i‖² (W_i + s·(BA)_i nearly cancels) is recomputed in the direct form.
+ *           on the tensor, its buffer and its `version`); the rest is one pass over W (Backend.doraNormTerms). Terms
+ *           are summed in float64; a row whose n_i² falls below CANCEL·‖W_i‖² (W_i + s·(BA)_i nearly cancels) is
+ *           recomputed in the direct form.
  *   n_i  ← max(n_i, NORM_EPS)                                 eps floor (see NORM_EPS)
  *   m     = n at init (PEFT update_layer), kept float32          magnitude init
  *   y     = base(x) + (m/n − 1)·(x̃ Wᵀ) + (m/n)·s·B(A x̃)          forward, bias never rescaled
@@ -31,7 +32,7 @@
  * `detachNorm: false` builds a full Ŵ. Merging needs a float weight: the layer dequantises its base first.
  *
  * Fused Linear op (`doraLinear`, one autograd node; n detached), c = m/n, u = s·x̃Aᵀ [T, r]:
- *   p = 0:  y = c ⊙ (x Wᵀ + u Bᵀ) + b        as x·(diag(c)·W)ᵀ + u·(c ⊙ B)ᵀ + b: c enters W as the GEMM packs it
+ *   p = 0:  y = c ⊙ (x Wᵀ + u Bᵀ) + b        as x·(diag(c)·W)ᵀ + u·(diag(c)·B)ᵀ + b: c enters W and B as the GEMMs pack them
  *           (Backend.gemmScaled), so DoRA's forward costs LoRA's (no pass over y, no scaled copy of W)
  *   p > 0:  y = xWᵀ + (c − 1) ⊙ zl + uBᵀ + b,  zl = x̃Wᵀ + uBᵀ  (PEFT; x̃ = keep·x off the drops, keep = 1/(1 − p))
  *   backward (gc = g ⊙ c, vs = s·gc·B):  dB = gcᵀ·u,  dA = vsᵀ·x̃,
@@ -145,54 +146,43 @@ export function weightNorm(op: DoraOperands, form: NormForm = "factored"): Float
 }
 
 function factoredNorm(op: DoraOperands): Float32Array {
-  const { A, B, s } = op;
-  const out = outIn(op)[0], r = A.shape[0]!;
+  const out = outIn(op)[0];
   const wsq = frozenRowNormSq(op);
-  const { wa, waRowStride, waColStride } = weightTimesAT(op); // (W Aᵀ)_ik = wa[i·waRowStride + k·waColStride]
-  const Af = A.f32(), Bf = B.f32();
-  const aat = new Float32Array(r * r), baa = new Float32Array(out * r);
-  gemm("nt", r, r, Af.length / r, Af, Af, aat, false); // A Aᵀ [r, r]
-  gemm("nn", out, r, r, Bf, aat, baa, false);           // B·(A Aᵀ) [out, r]
+  const terms = lowRankNormTerms(op);
   const n = new Float32Array(out);
   for (let i = 0; i < out; i++) {
-    let cross = 0, quad = 0;
-    for (let k = 0; k < r; k++) {
-      const b = Bf[i * r + k]!;
-      cross += wa[i * waRowStride + k * waColStride]! * b;
-      quad += baa[i * r + k]! * b;
-    }
-    let sq = wsq[i]! + 2 * s * cross + s * s * quad;
-    if (!(sq >= CANCEL * wsq[i]!)) sq = directRowSq(op, i, Af, Bf); // cancellation (or NaN): exact row
+    let sq = wsq[i]! + terms[i]!;
+    if (!(sq >= CANCEL * wsq[i]!)) sq = directRowSq(op, i, op.A.f32(), op.B.f32()); // cancellation (or NaN): exact row
     n[i] = Math.max(Math.sqrt(sq), NORM_EPS);
   }
   return n;
 }
 
 /**
- * W Aᵀ [out, r] in one product reading W once, straight on the buffers (it runs every training step; the tensor
- * ops' views and records cost as much as the product at these sizes): W stored [out, in] → (W Aᵀ) by the "nt"
- * GEMM; W a transposed view of a stored [in, out] (Conv1D, embeddings) → A·stored = (W Aᵀ)ᵀ [r, out] by "nn",
- * read with swapped strides; 4-bit → the fused NF4 kernel; anything else → tensor matmul.
+ * n_i² − ‖W_i‖² = 2s·Σ_k (W Aᵀ)_ik B_ik + s²·Σ_k (B·AAᵀ)_ik B_ik per row, float64. It runs every training step: a float32
+ * weight (a Linear's [out, in] or a Conv1D's transposed view) goes to Backend.doraNormTerms, one pass over W straight
+ * on the buffers with no [out, r] product allocated; a 4-bit base takes W·Aᵀ from the fused NF4 kernel.
  */
-function weightTimesAT(op: DoraOperands): { wa: Float32Array; waRowStride: number; waColStride: number } {
-  const { A } = op;
-  const r = A.shape[0]!;
-  if (op.quant) return { wa: nf4TimesT(op.quant, A).f32(), waRowStride: r, waColStride: 1 };
-  const W = op.W, [out, inn] = W.shape as [number, number];
-  if (W.dtype === "float32") {
-    const Wf = W.data as Float32Array, Af = A.f32();
-    if (W.strides[0] === inn && W.strides[1] === 1) {
-      const wa = new Float32Array(out * r);
-      gemm("nt", out, r, inn, Wf, Af, wa, false, W.offset);
-      return { wa, waRowStride: r, waColStride: 1 };
-    }
-    if (W.strides[0] === 1 && W.strides[1] === out) {
-      const wa = new Float32Array(r * out);
-      gemm("nn", r, out, inn, Af, Wf, wa, false, 0, W.offset);
-      return { wa, waRowStride: 1, waColStride: out };
-    }
+function lowRankNormTerms(op: DoraOperands): Float64Array {
+  const { A, B, s } = op;
+  const [out, inn] = outIn(op), r = A.shape[0]!;
+  const Af = A.f32(), Bf = B.f32();
+  const terms = new Float64Array(out);
+  const W = op.quant ? null : op.W;
+  if (W && W.dtype === "float32") {
+    getBackend().doraNormTerms(terms, W.data as Float32Array, W.offset, W.strides[0]!, W.strides[1]!, Af, Bf, s, out, inn, r);
+    return terms;
   }
-  return { wa: matmul(W, A.T).f32(), waRowStride: r, waColStride: 1 };
+  const wa = (op.quant ? nf4TimesT(op.quant, A) : matmul(op.W, A.T)).f32(); // W Aᵀ [out, r]
+  const aat = new Float32Array(r * r), baa = new Float32Array(out * r);
+  gemm("nt", r, r, inn, Af, Af, aat, false); // A Aᵀ [r, r]
+  gemm("nn", out, r, r, Bf, aat, baa, false); // B·(A Aᵀ) [out, r]
+  for (let i = 0; i < out; i++) {
+    let cross = 0, quad = 0;
+    for (let k = i * r; k < (i + 1) * r; k++) { cross += wa[k]! * Bf[k]!; quad += baa[k]! * Bf[k]!; }
+    terms[i] = 2 * s * cross + s * s * quad;
+  }
+  return terms;
 }
 
 function directNorm(op: DoraOperands): Float32Array {
@@ -285,6 +275,13 @@ function scaleRows(dst: Float32Array, src: Float32Array, f: Float32Array, rows: 
   return dst;
 }
 
+/** keep·c_i + shift per column (a = 1 + keep·(c − 1) with shift 1 − keep; c − 1 with keep 1, shift −1). */
+function columnAffine(c: Float32Array, keep: number, shift: number): Float32Array {
+  const out = new Float32Array(c.length);
+  for (let i = 0; i < c.length; i++) out[i] = keep * c[i]! + shift;
+  return out;
+}
+
 /** out[i] = a[i] / b[i]. */
 function divideInto(out: Float32Array, a: Float32Array, b: Float32Array): void {
   for (let i = 0; i < out.length; i++) out[i] = a[i]! / b[i]!;
@@ -336,18 +333,16 @@ export function doraLinear(x: Tensor, fo: FusedOperands, A: Tensor, B: Tensor, m
   const baseForm = fifo ? "nn" : "nt";
   const { u, drops } = lowRankInput(xf, Af, T, inF, r, s, dropout); // u = s·x̃Aᵀ [T, r]
   const y = uninitF32(T * outF);                            // written in full by the first GEMM (or the bias rows)
-  const Bc = scaleRows(new Float32Array(outF * r), Bf, c, outF, r); // c ⊙ B (rows): u·Bcᵀ = c ⊙ uBᵀ, g·Bc = (g ⊙ c)·B
   const sparse = drops !== null && drops.sparse, keep = drops ? drops.keep : 1;
   // sparse dropout: y = a ⊙ P − keep·(c − 1) ⊙ (S·Wᵀ) + c ⊙ uBᵀ + b with a = 1 + keep·(c − 1), S = x at the drops
   // (expanding zl = keep·(P − S·Wᵀ) + uBᵀ); p = 0 is the same with keep = 1 and no S: a = c
-  const aCol = new Float32Array(outF), cm1 = new Float32Array(outF);
-  for (let i = 0; i < outF; i++) { aCol[i] = keep * c[i]! + (1 - keep); cm1[i] = c[i]! - 1; }
+  const aCol = drops ? columnAffine(c, keep, 1 - keep) : c, cm1 = drops ? columnAffine(c, 1, -1) : null;
   let zl: Float32Array | null = null;
   if (drops === null || sparse) {
     if (bf) for (let t = 0; t < T; t++) y.set(bf, t * outF);
     gemmScaled(baseForm, T, outF, inF, xf, Wf, aCol, "n", y, bf !== null, wOff); // a ⊙ P (+ b): a scales W's rows as packed
-    if (drops) be.sparseGemm(baseForm, y, -keep, cm1, xf, drops.rowPtr, drops.cols, T, outF, inF, Wf, wOff, true);
-    gemm("nt", T, outF, r, u, Bc, y, true);                  // + c ⊙ uBᵀ
+    if (drops) be.sparseGemm(baseForm, y, -keep, cm1!, xf, drops.rowPtr, drops.cols, T, outF, inF, Wf, wOff, true);
+    gemmScaled("nt", T, outF, r, u, Bf, c, "n", y, true);    // + c ⊙ uBᵀ (c scales B's rows as packed)
   } else {
     gemm(baseForm, T, outF, inF, xf, Wf, y, false, 0, wOff); // P = x Wᵀ
     zl = uninitF32(T * outF);                                // dense dropout: zl = x̃Wᵀ + uBᵀ, saved for dm
@@ -374,7 +369,7 @@ export function doraLinear(x: Tensor, fo: FusedOperands, A: Tensor, B: Tensor, m
       if (need[3]) sw = new Float32Array(outF);
       if (need[0]) {
         gw = new Float32Array(d.cols.length);
-        be.sampledGemm(baseForm, gw, g, cm1, d.rowPtr, d.cols, T, outF, inF, Wf, wOff, false, sw, sw ? xf : null);
+        be.sampledGemm(baseForm, gw, g, cm1!, d.rowPtr, d.cols, T, outF, inF, Wf, wOff, false, sw, sw ? xf : null);
       } else {
         be.sparseGemmDot(baseForm, sw!, g, null, xf, d.rowPtr, d.cols, T, outF, inF, Wf, wOff);
       }
@@ -399,10 +394,10 @@ export function doraLinear(x: Tensor, fo: FusedOperands, A: Tensor, B: Tensor, m
     }
     if (need[0] || need[1]) {
       const vs = new Float32Array(T * r);
-      gemm("nn", T, r, outF, g, Bc, vs, false);              // (g ⊙ c)·B [T, r]
+      gemmScaled("nn", T, r, outF, g, Bf, c, "k", vs, false); // (g ⊙ c)·B [T, r]
       scaleInPlace(vs, s);
       if (need[1]) dA = new Tensor(lowRankGradA(vs, xf, drops, T, inF, r), A.shape); // (s·gc·B)ᵀ·x̃ [r, in]
-      if (need[0]) dx = new Tensor(doraDx(g, c, Wf, wOff, fifo, vs, Af, drops, gw, T, inF, outF, r), x.shape);
+      if (need[0]) dx = new Tensor(doraDx(g, c, aCol, Wf, wOff, fifo, vs, Af, drops, gw, T, inF, outF, r), x.shape);
     }
     return [dx, dA, dB, dm];
   });
@@ -421,16 +416,14 @@ export const doraTuning = { dxBlockElems: 1 << 20 };
  *   dense dropout:    dx = g·W + keep·mask ⊙ ((g ⊙ (c − 1))·W + vs·A), the masked term in row blocks of bounded
  *                     scratch (issue 3: DoRA's peak memory within 5% of LoRA's).
  */
-function doraDx(g: Float32Array, c: Float32Array, Wf: Float32Array, wOff: number, fifo: boolean, vs: Float32Array,
+function doraDx(g: Float32Array, c: Float32Array, a: Float32Array, Wf: Float32Array, wOff: number, fifo: boolean, vs: Float32Array,
   Af: Float32Array, drops: Drops | null, gw: Float32Array | null, T: number, inF: number, outF: number, r: number): Float32Array {
   const form = fifo ? "nt" : "nn";
   const be = getBackend();
   const dx = uninitF32(T * inF);                            // both paths' first GEMM overwrites it
   if (drops === null || drops.sparse) {
     const keep = drops ? drops.keep : 1;
-    const f = new Float32Array(outF);
-    for (let i = 0; i < outF; i++) f[i] = keep * c[i]! + (1 - keep);  // c when p = 0
-    gemmScaled(form, T, inF, outF, g, Wf, f, "k", dx, false, wOff);
+    gemmScaled(form, T, inF, outF, g, Wf, a, "k", dx, false, wOff); // a = 1 + keep·(c − 1): c when p = 0
     gemm("nn", T, inF, r, keep === 1 ? vs : vs.map((v) => v * keep), Af, dx, true);
     if (drops) {
       be.sampledGemm("nt", gw!, vs, null, drops.rowPtr, drops.cols, T, r, inF, Af, 0, true); // + vs·A at the drops

@@ -16,3 +16,23 @@ export function columnDot(out: Float32Array, g: Float32Array, z: Float32Array, b
   }
   out.set(acc);
 }
+
+export function doraNormTerms(out: Float64Array, w: Float32Array, wOff: number, rowStride: number, colStride: number,
+  a: Float32Array, b: Float32Array, s: number, rows: number, cols: number, r: number): void {
+  const aat = new Float64Array(r * r); // A·Aᵀ, products summed over p in order
+  for (let p = 0; p < cols; p++) {
+    for (let k = 0; k < r; k++) for (let l = 0; l < r; l++) aat[k * r + l] = aat[k * r + l]! + a[k * cols + p]! * a[l * cols + p]!;
+  }
+  for (let i = 0; i < rows; i++) {
+    let cross = 0, quad = 0;
+    for (let k = 0; k < r; k++) {
+      let d = 0;
+      for (let p = 0, o = wOff + i * rowStride; p < cols; p++, o += colStride) d += w[o]! * a[k * cols + p]!;
+      cross += b[i * r + k]! * d;
+      let t = 0;
+      for (let l = 0; l < r; l++) t += aat[k * r + l]! * b[i * r + l]!;
+      quad += b[i * r + k]! * t;
+    }
+    out[i] = 2 * s * cross + s * s * quad;
+  }
+}

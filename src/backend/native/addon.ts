@@ -51,6 +51,8 @@ export interface NativeAddon {
     rows: number, cols: number, ignoreIndex: number, scaleRows: Float32Array | null, scale: number): void;
   columnScale(out: Float32Array, x: Float32Array, scale: Float32Array, offset: number, bias: Float32Array | null, rows: number, cols: number): void;
   columnDot(out: Float32Array, g: Float32Array, z: Float32Array, bias: Float32Array | null, rows: number, cols: number): void;
+  doraNormTerms(out: Float64Array, w: Float32Array, wOff: number, rowStride: number, colStride: number, a: Float32Array, b: Float32Array, s: number,
+    rows: number, cols: number, r: number): void;
   /** Backend.sparseGemm; form 0 nn, 1 nt. */
   sparseGemm(form: number, c: Float32Array, alpha: number, scale: Float32Array | null, x: Float32Array, rowPtr: Int32Array,
     cols: Int32Array, rows: number, n: number, k: number, w: Float32Array, wOff: number, accumulate: boolean): void;

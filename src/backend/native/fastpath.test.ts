@@ -62,3 +62,38 @@ describe("native column kernels match the js spec", () => {
     expect(firstDifference(inPlace, ref)).toBe(-1);
   });
 });
+
+describe("native doraNormTerms matches the js spec", () => {
+  const addon = loadAddon(), defaultIsa = addon.isa(), defaultThreads = addon.numThreads();
+  afterAll(() => { addon.setIsa(defaultIsa); addon.setNumThreads(defaultThreads); });
+  const isas = ["avx512", "avx2", "portable"].filter((i) => addon.setIsa(i));
+  addon.setIsa(defaultIsa);
+  // rows around the 12-row register block, ranks around the 16 lanes, cols with a ragged tail; both weight layouts
+  const shapes: Array<[number, number, number]> = [[1, 1, 1], [13, 17, 5], [25, 130, 16], [50, 64, 20], [7, 33, 33]];
+  it.each(isas.flatMap((isa) => [1, 2].flatMap((threads) => shapes.map((sh) => [isa, threads, ...sh] as const))))(
+    "%s, %i thread(s): rows %i cols %i r %i", (isa, threads, rows, cols, r) => {
+      addon.setIsa(isa);
+      addon.setNumThreads(threads);
+      const off = 3, w = lcgArray(off + rows * cols, 21), a = lcgArray(r * cols, 22), b = lcgArray(rows * r, 23);
+      const abs = (v: Float32Array): Float32Array => v.map(Math.abs);
+      for (const [si, sp] of [[cols, 1], [1, rows]] as const) {
+        for (const s of [2, -0.25]) {
+          const want = new Float64Array(rows), got = new Float64Array(rows), bound = new Float64Array(rows);
+          jsBackend.doraNormTerms(want, w, off, si, sp, a, b, s, rows, cols, r);
+          native.doraNormTerms(got, w, off, si, sp, a, b, s, rows, cols, r);
+          // the same sums over |w|, |a|, |b|, |s| bound every term: float32 dots are good to ~1e-6 of it
+          jsBackend.doraNormTerms(bound, abs(w), off, si, sp, abs(a), abs(b), Math.abs(s), rows, cols, r);
+          for (let i = 0; i < rows; i++) {
+            if (!(Math.abs(got[i]! - want[i]!) <= 1e-5 * bound[i]!))
+              throw new Error(`row ${i} (strides ${si}, ${sp}; s ${s}): native ${got[i]}, js ${want[i]}, bound ${bound[i]}`);
+          }
+        }
+      }
+    });
+  it("checks its operands", () => {
+    expect(() => native.doraNormTerms(new Float64Array(2), new Float32Array(5), 0, 3, 1, new Float32Array(3), new Float32Array(2), 1, 2, 3, 1))
+      .toThrow(/w has 5 elements, needs 6/);
+    expect(() => native.doraNormTerms(new Float64Array(1), new Float32Array(6), 0, 3, 1, new Float32Array(3), new Float32Array(2), 1, 2, 3, 1))
+      .toThrow(/out must be a Float64Array of at least 2/);
+  });
+});

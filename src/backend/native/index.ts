@@ -206,6 +206,17 @@ export function loadNativeBackend(): Backend {
       checkArrays("columnDot", sizes, cols, { out, bias }, ["bias"]);
       addon.columnDot(out, g, z, bias, rows, cols);
     },
+    doraNormTerms(out, w, wOff, rowStride, colStride, a, b, s, rows, cols, r) {
+      const sizes = checkCounts("doraNormTerms", { rows, cols, r, wOff, rowStride, colStride });
+      const last = rows > 0 && cols > 0 ? wOff + (rows - 1) * rowStride + (cols - 1) * colStride + 1 : 0;
+      checkArrays("doraNormTerms", sizes, last, { w });
+      checkArrays("doraNormTerms", sizes, r * cols, { a });
+      checkArrays("doraNormTerms", sizes, rows * r, { b });
+      if (!(out instanceof Float64Array) || out.length < rows)
+        throw new Error(`native doraNormTerms(${sizes}): out must be a Float64Array of at least ${rows} elements`);
+      if (!Number.isFinite(s)) throw new Error(`native doraNormTerms(${sizes}): s must be a finite number`);
+      addon.doraNormTerms(out, w, wOff, rowStride, colStride, a, b, s, rows, cols, r);
+    },
     sparseGemm(form, c, alpha, scale, x, rowPtr, cols, rows, n, k, w, wOff, accumulate) {
       const sizes = checkCounts(`sparseGemm[${form}]`, { rows, n, k, wOff });
       if (form !== "nn" && form !== "nt") throw new Error(`native sparseGemm(${sizes}): form must be "nn" or "nt"`);
