@@ -5,6 +5,8 @@
 
 #include <cstdint>
 
+#include "transpose_avx512.h"
+
 #define DORA_SP_NS sp_avx512
 #define DORA_SP_TABLE kSparseAvx512
 #define DORA_SP_CUSTOM_INNER 1
@@ -120,6 +122,27 @@ inline void sddmm_spmm_token(const float* ab, const float* vals, const int32_t* 
   for (; e < e1; e++) out[e] += _mm512_reduce_add_ps(row(e));
 #pragma GCC unroll 16
   for (int v = 0; v < NV; v++) _mm512_store_ps(acc + 16 * v, s[v]);
+}
+
+// sparse_impl.h pack() for a Linear weight (W stored [n, k], op(W)[j, i] = w[i·k + j]):
+// P[jj·NB + ii] = scale[i0 + ii]·W[i0 + ii, j0 + jj] for ii < nb, jj < kb, zero for ii ≥ nb; 16×16 tiles transposed
+// in registers (the scalar pack strode through P one float at a time: ~3.5 ms of each 2048² call at p = 0.05).
+inline void pack_nt(const float* w, int64_t k, int64_t i0, int64_t nb, int64_t j0, int64_t kb, const float* scale,
+                    float* P) {
+  for (int64_t ib = 0; ib < DORA_SP_NB; ib += 16) {
+    const int64_t lanes = nb - ib <= 0 ? 0 : nb - ib >= 16 ? 16 : nb - ib;
+    const __mmask16 lm = static_cast<__mmask16>((1u << lanes) - 1);
+    const __m512 sv = scale ? _mm512_maskz_loadu_ps(lm, scale + i0 + ib) : _mm512_set1_ps(1.0f);
+    for (int64_t jb = 0; jb < kb; jb += 16) {
+      const int64_t je = kb - jb < 16 ? kb - jb : 16;
+      const __mmask16 km = static_cast<__mmask16>((1u << je) - 1);
+      __m512 r[16];
+      for (int i = 0; i < 16; i++)
+        r[i] = i < lanes ? _mm512_maskz_loadu_ps(km, w + (i0 + ib + i) * k + j0 + jb) : _mm512_setzero_ps();
+      transpose16(r);
+      for (int64_t q = 0; q < je; q++) _mm512_store_ps(P + (jb + q) * DORA_SP_NB + ib, _mm512_mul_ps(r[q], sv));
+    }
+  }
 }
 
 }  // namespace sp_avx512

@@ -1,6 +1,7 @@
-// Kernel bodies for sparse.h, included once per ISA with DORA_SP_NS and DORA_SP_TABLE defined. The two per-token
-// inner loops (spmm_token, sddmm_token) are plain fixed-width loops unless the including file defines
-// DORA_SP_CUSTOM_INNER and provides its own (sparse_avx512.cc keeps the NB-wide accumulators in registers).
+// Kernel bodies for sparse.h, included once per ISA with DORA_SP_NS and DORA_SP_TABLE defined. The per-token inner
+// loops (spmm_token, sddmm_token, sddmm_spmm_token) are plain fixed-width loops unless the including file defines
+// DORA_SP_CUSTOM_INNER and provides its own, along with pack_nt (sparse_avx512.cc keeps the NB-wide accumulators in
+// registers and packs a Linear weight by 16×16 in-register transposes).
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
@@ -66,6 +67,12 @@ inline int64_t block_end(const SparseArgs& A, int64_t t, int64_t e0, int64_t j1)
 }
 
 void pack(const SparseArgs& A, int64_t i0, int64_t nb, int64_t j0, int64_t kb, const float* scale, float* P) {
+#ifdef DORA_SP_CUSTOM_INNER
+  if (A.form == kNT) {
+    pack_nt(A.w, A.k, i0, nb, j0, kb, scale, P);  // the ISA's transposing pack (sparse_avx512.cc)
+    return;
+  }
+#endif
   if (A.form == kNT) {
     // op(W)[j, i] = w[i·k + j]: rows of W become columns of the panel, 16 inputs at a time (both sides in L1)
     for (int64_t jb = 0; jb < kb; jb += 16) {
