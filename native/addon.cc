@@ -170,23 +170,24 @@ struct Args {
     napi_valuetype t;
     napi_typeof(env, v[i], &t);
     if (nullable && t == napi_null) return nullptr;
-    float* p = nullptr;
-    size_t len;
-    ok = get_array(env, v[i], napi_float32_array, &p, &len);
-    return p;
+    return typed<float>(i, napi_float32_array);
   }
   int64_t i64(int i) {
     int64_t x = 0;
     if (ok) ok = get_i64(env, v[i], &x);
     return x;
   }
-  int32_t* i32(int i) {
+  // Argument i as a typed array of `type` (T its element type).
+  template <typename T>
+  T* typed(int i, napi_typedarray_type type) {
     if (!ok) return nullptr;
-    int32_t* p = nullptr;
+    T* p = nullptr;
     size_t len;
-    ok = get_array(env, v[i], napi_int32_array, &p, &len);
+    ok = get_array(env, v[i], type, &p, &len);
     return p;
   }
+  int32_t* i32(int i) { return typed<int32_t>(i, napi_int32_array); }
+  double* f64s(int i) { return typed<double>(i, napi_float64_array); }
   double f64(int i) {
     double x = 0;
     if (ok && napi_get_value_double(env, v[i], &x) != napi_ok) ok = fail(env, "dora_native: expected a number");
@@ -196,13 +197,6 @@ struct Args {
     bool x = false;
     if (ok && napi_get_value_bool(env, v[i], &x) != napi_ok) ok = fail(env, "dora_native: expected a boolean");
     return x;
-  }
-  double* f64s(int i) {
-    if (!ok) return nullptr;
-    double* p = nullptr;
-    size_t len;
-    ok = get_array(env, v[i], napi_float64_array, &p, &len);
-    return p;
   }
   // `count` head-stride triples (batch, head, seq) from a Float64Array.
   bool strides(int i, int count, dora::HeadStrides* out) {
