@@ -374,12 +374,21 @@ void dora_norm_terms_rows(double* out, const float* w, int64_t si, int64_t sp, c
         for (int64_t l = 0; l < L && k0 + l < r; l++) cross[x] += static_cast<double>(b[(i + x) * r + k0 + l]) * acc[x][l];
     }
     for (int x = 0; x < RW && i + x < i1; x++) {
+      // quad = b·(A·Aᵀ)·b with t = (A·Aᵀ)·b built as axpys over aat's rows (aat is symmetric): the k loop vectorises
+      // where the dot-product form was a chain of dependent adds (~0.6 ms of a 2048-row call at r = 16); the sums
+      // run over l in the js spec's order, so t is the same to the bit
       const float* br = b + (i + x) * r;
       double quad = 0.0;
-      for (int64_t k = 0; k < r; k++) {
-        double t = 0.0;
-        for (int64_t l = 0; l < r; l++) t += aat[k * r + l] * br[l];
-        quad += static_cast<double>(br[k]) * t;
+      for (int64_t k0 = 0; k0 < r; k0 += 64) {
+        const int64_t kn = r - k0 < 64 ? r - k0 : 64;
+        double t[64];
+        for (int64_t k = 0; k < kn; k++) t[k] = 0.0;
+        for (int64_t l = 0; l < r; l++) {
+          const double bl = br[l];
+          const double* row = aat + l * r + k0;
+          for (int64_t k = 0; k < kn; k++) t[k] += row[k] * bl;
+        }
+        for (int64_t k = 0; k < kn; k++) quad += static_cast<double>(br[k0 + k]) * t[k];
       }
       out[i + x] = 2.0 * s * cross[x] + s * s * quad;
     }

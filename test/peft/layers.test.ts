@@ -10,7 +10,8 @@ import { LoraLinear } from "../../src/peft/lora-linear.js";
 import { LoraEmbedding } from "../../src/peft/lora-embedding.js";
 import { LoraConv2d } from "../../src/peft/lora-conv2d.js";
 import type { LoraLayer } from "../../src/peft/layer.js";
-import { weightNorm } from "../../src/peft/dora.js";
+import { NORM_KERNEL_MAX_RANK, weightNorm } from "../../src/peft/dora.js";
+import { randn } from "../../src/tensor/index.js";
 import { expectClose } from "../helpers/close.js";
 import { loadGolden, type Golden } from "../helpers/golden.js";
 
@@ -125,5 +126,18 @@ describe("LoRA init", () => {
     layer.addAdapter("default", { r: 2, alpha: 4, dropout: 0, useRslora: false, useDora: true, detachNorm: true, init: true, seed: 1 });
     const x = new Tensor(Float32Array.from({ length: 16 }, (_, i) => Math.sin(i)), [2, 8]);
     expectClose(layer.forward(x), base.forward(x).f32(), "dora at init", { rtol: 1e-5, atol: 1e-6 });
+  });
+});
+
+describe("factored weight norm on both sides of NORM_KERNEL_MAX_RANK", () => {
+  // the native one-pass kernel up to the threshold, GEMMs above it: both against the direct form, both weight layouts
+  it.each([1, NORM_KERNEL_MAX_RANK, NORM_KERNEL_MAX_RANK + 1, 2 * NORM_KERNEL_MAX_RANK + 3])("rank %i", (r) => {
+    const rng = new Rng(7 + r);
+    const stored = randn([37, 29], rng, 0.1), A = randn([r, 29], rng, 0.1), B = randn([37, r], rng, 0.1);
+    const storedT = randn([29, 37], rng, 0.1), Bt = randn([37, r], rng, 0.1);
+    for (const op of [
+      { W: stored, weightKey: stored, A, B, aKey: A, bKey: B, s: 0.7 }, // Linear: [out 37, in 29] as stored
+      { W: storedT.T, weightKey: storedT, A, B: Bt, aKey: A, bKey: Bt, s: 1.3 }, // Conv1D: a transposed view
+    ]) expectClose(weightNorm(op, "factored"), weightNorm(op, "direct"), `rank ${r} factored vs direct`, { rtol: 1e-5, atol: 1e-6 });
   });
 });
