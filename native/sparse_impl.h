@@ -178,7 +178,13 @@ void sddmm_range(const SparseArgs& A, int64_t b0, int64_t b1, int64_t t0, int64_
         const float* ab = a0;
         const bool scale_a = fused && A.scale;
         if (nb < NB || scale_a) {
-          for (int64_t i = 0; i < NB; i++) pad[i] = i < nb ? (scale_a ? a0[i] * A.scale[i0 + i] : a0[i]) : 0.0f;
+          // plain loops the compiler vectorises (one loop with a per-element select ran scalar: ~12% of the fused
+          // walk, waiting on a's loads one float at a time)
+          const float* sc = A.scale + i0;
+          int64_t i = 0;
+          if (scale_a) for (; i < nb; i++) pad[i] = a0[i] * sc[i];
+          else for (; i < nb; i++) pad[i] = a0[i];
+          for (; i < NB; i++) pad[i] = 0.0f;
           ab = pad;
         }
         if (fused) {
