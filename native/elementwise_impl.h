@@ -317,7 +317,6 @@ void column_dot_cols(float* out, const float* g, const float* z, const float* bi
   for (int64_t i = 0; i < w; i++) out[c0 + i] = static_cast<float>(acc[i]);
 }
 
-
 // columns.h dora_norm_terms, first step: at = Aᵀ [cols, rp] (rp: r rounded up to 16, zero-padded) and aat = A·Aᵀ
 // [r, r] in float64 (exact products summed over p in order, as the js spec sums them).
 void dora_norm_prepare(float* at, double* aat, const float* a, int64_t r, int64_t rp, int64_t cols) {

@@ -180,7 +180,7 @@ void sddmm_range(const SparseArgs& A, int64_t b0, int64_t b1, int64_t t0, int64_
         if (nb < NB || scale_a) {
           // plain loops the compiler vectorises (one loop with a per-element select ran scalar: ~12% of the fused
           // walk, waiting on a's loads one float at a time)
-          const float* sc = A.scale + i0;
+          const float* sc = scale_a ? A.scale + i0 : nullptr;  // no arithmetic on a null scale
           int64_t i = 0;
           if (scale_a) for (; i < nb; i++) pad[i] = a0[i] * sc[i];
           else for (; i < nb; i++) pad[i] = a0[i];
