@@ -14,7 +14,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { Rng, Tensor, randUniform } from "../../src/tensor/index.js";
+import { Rng, Tensor, allocationMark, randUniform } from "../../src/tensor/index.js";
 import { getBackend } from "../../src/backend/index.js";
 import { parseModelConfig } from "../../src/models/config.js";
 import { loadModelFromDir, randomModel, saveModel } from "../../src/models/auto.js";
@@ -92,9 +92,10 @@ function childOurs(dir: string, mode: Mode, threads: number): void {
   let loss0 = NaN;
   for (let i = 0; i < WARMUP + STEPS; i++) {
     const t0 = performance.now();
+    const mark = allocationMark();
     const loss = model.loss(ids);
     const lv = loss.item();
-    loss.backward();
+    loss.backward(undefined, { releaseActivationsSince: mark });
     profileSpan("optimizer", () => { opt.step(); opt.zeroGrad(); });
     profileStep();
     if (i === 0) loss0 = lv;

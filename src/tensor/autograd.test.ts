@@ -4,8 +4,8 @@
  * buffers a caller can still reach (leaf grads, the root gradient, forward activations) are never reused.
  */
 import { describe, expect, it } from "vitest";
-import { Tensor, add, mul, record, reshape, sum } from "./index.js";
-import { pooledBufferBytes, uninitF32 } from "./buffer.js";
+import { Tensor, add, allocationMark, exp, mul, record, reshape, sum } from "./index.js";
+import { pooledBufferBytes, releaseF32, uninitF32 } from "./buffer.js";
 
 const N = 20000; // buffers of this size are pooled
 
@@ -54,5 +54,56 @@ describe("backward releases dead gradient buffers", () => {
     churn();
     expect(saved.toArray().every((v) => v === 5)).toBe(true);
     expect(x.grad!.toArray().every((v) => v === 5)).toBe(true);
+  });
+});
+
+describe("backward with releaseActivationsSince gives the graph's activations back", () => {
+  it("same gradients; intermediates (root included) are emptied and pooled, views fail loudly", () => {
+    const grads = (release: boolean) => {
+      const x = leaf(0.5), w = leaf(2);
+      const early = exp(x);                              // an activation made before the mark
+      const mark = allocationMark();
+      const h = mul(mul(x, w), early);
+      const v = reshape(h, [100, N / 100]);              // a view of h's buffer
+      const s = sum(mul(v, v));
+      const before = pooledBufferBytes();
+      if (release) s.backward(undefined, { releaseActivationsSince: mark }); else s.backward();
+      return { x, w, early, h, v, s, pooled: pooledBufferBytes() - before };
+    };
+    const plain = grads(false), rel = grads(true);
+    churn();
+    expect(rel.x.grad!.toArray()).toEqual(plain.x.grad!.toArray());
+    expect(rel.w.grad!.toArray()).toEqual(plain.w.grad!.toArray());
+    expect(rel.pooled).toBeGreaterThanOrEqual(plain.pooled + 2 * 4 * N); // h, and mul(x, w) behind it
+    for (const t of [rel.h, rel.v]) {
+      expect(t.data.length).toBe(0);
+      expect(() => t.toArray()).toThrow(/released/);
+    }
+    expect(rel.early.toArray().every((v) => v === Math.fround(Math.exp(0.5)))).toBe(true); // made before the mark
+    expect(rel.x.toArray().every((v) => v === 0.5)).toBe(true);                               // leaves untouched
+    expect(plain.h.data.length).toBe(N);                                                     // without the option: kept
+  });
+
+  it("a forward activation that became a leaf's gradient is kept", () => {
+    const x = leaf(1);
+    const mark = allocationMark();
+    const saved = new Tensor(uninitF32(N).fill(5), [N]);
+    const y = record(new Tensor(uninitF32(N).fill(0), [N]), "custom", [x], () => [saved]); // x.grad is `saved`
+    const hSaved = record(saved, "identity", [y], (g) => [g]); // `saved` is also an intermediate of the graph
+    sum(mul(hSaved, 1)).backward(undefined, { releaseActivationsSince: mark });
+    churn();
+    expect(x.grad!.toArray().every((v) => v === 5)).toBe(true);
+  });
+
+  it("pooled buffers a whole step did not take back are dropped; retainGraph cannot be combined", () => {
+    const stale = uninitF32(N + 16);
+    releaseF32(stale, allocationMark() - 1);
+    const x = leaf(1);
+    const mark = allocationMark();
+    sum(mul(x, 3)).backward(undefined, { releaseActivationsSince: mark });
+    const again = uninitF32(N + 16);
+    expect(again).not.toBe(stale);
+    expect(() => sum(mul(x, 3)).backward(undefined, { retainGraph: true, releaseActivationsSince: allocationMark() }))
+      .toThrow(/retainGraph/);
   });
 });

@@ -6,7 +6,7 @@
  */
 import type { Tensor } from "./tensor.js";
 import * as prof from "./profile.js";
-import { allocationMark, releaseF32 } from "./buffer.js";
+import { allocationMark, dropPooledBefore, releaseF32 } from "./buffer.js";
 
 export interface GradNode {
   readonly op: string;
@@ -80,8 +80,18 @@ function topoOrder(root: Tensor): Tensor[] {
   return order;
 }
 
-export function runBackward(root: Tensor, grad: Tensor, add: (a: Tensor, b: Tensor) => Tensor, retainGraph: boolean): void {
+/**
+ * `releaseSince`: an `allocationMark()` taken before the forward pass, or null. When given, the graph's intermediate
+ * tensors (every non-leaf from the leaves to `root`, `root` included) give their buffers back to the pool once the
+ * gradients are computed, if the buffer was handed out after the mark and is not a leaf's, a gradient's, or the
+ * given root gradient's. Their tensors (and any view of those buffers) are left empty.
+ */
+export function runBackward(root: Tensor, grad: Tensor, add: (a: Tensor, b: Tensor) => Tensor, retainGraph: boolean,
+  releaseSince: number | null = null): void {
+  if (retainGraph && releaseSince !== null) throw new Error("backward: releaseActivationsSince cannot be combined with retainGraph (the graph would keep released buffers)");
   const order = topoOrder(root);
+  const inner = releaseSince === null ? [] : order.filter((t) => t.gradFn !== null);
+  const leaves = releaseSince === null ? [] : order.filter((t) => t.gradFn === null);
   const grads = new Map<Tensor, Tensor>([[root, grad]]);
   const buffers = new GradBuffers(grad);
   const prev = gradEnabled, prevIn = inBackward;
@@ -129,6 +139,12 @@ export function runBackward(root: Tensor, grad: Tensor, add: (a: Tensor, b: Tens
       }
       buffers.drop(g);
     }
+    if (releaseSince !== null) {
+      buffers.releaseActivations(inner, leaves, releaseSince);
+      // What the pool held before this step and the step did not take: lengths no longer used. Not from a backward
+      // nested in another (a checkpoint's recomputation), whose outer pass still wants what the pool holds.
+      if (!prevIn) dropPooledBefore(releaseSince);
+    }
   } finally {
     gradEnabled = prev;
     inBackward = prevIn;
@@ -159,6 +175,16 @@ class GradBuffers {
 
   keep(t: Tensor): void {
     this.kept.add(t.data.buffer);
+  }
+
+  /** After the pass: hands back the buffers of the graph's intermediate tensors (runBackward's `releaseSince`). */
+  releaseActivations(inner: readonly Tensor[], leaves: readonly Tensor[], since: number): void {
+    const leafBuffers = new Set(leaves.map((t) => t.data.buffer));
+    for (const t of inner) {
+      const b = t.data.buffer; // a view of a leaf, or a buffer that became a leaf's grad, stays
+      if (leafBuffers.has(b) || this.kept.has(b) || !(t.data instanceof Float32Array)) continue;
+      releaseF32(t.data, since, true);
+    }
   }
 
   drop(t: Tensor): void {

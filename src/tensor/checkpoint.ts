@@ -11,6 +11,7 @@
  * replayed, so the recomputation sees the same masks.
  */
 import { enableGrad, isGradEnabled, noGrad, record } from "./autograd.js";
+import { allocationMark } from "./buffer.js";
 import type { Rng } from "./random.js";
 import type { Tensor } from "./tensor.js";
 
@@ -35,9 +36,12 @@ export function checkpoint(fn: (...xs: Tensor[]) => Tensor, inputs: readonly Ten
       d.requiresGrad = needs[i]!;
       return d;
     });
+    const mark = allocationMark();
     const y = enableGrad(() => fn(...xs));
     rngs.forEach((r, i) => r.setState(after[i]!));
-    if (y.requiresGrad) y.backward(g); // parameter gradients land in their .grad here
+    // parameter gradients land in their .grad here; the recomputed activations, which nothing outside this closure
+    // can reach, go back to the buffer pool for the next layer's recomputation
+    if (y.requiresGrad) y.backward(g, { releaseActivationsSince: mark });
     return [...xs.map((d, i) => (needs[i] ? d.grad : null)), ...params.map(() => null)];
   });
 }

@@ -1,7 +1,7 @@
 /** The tensor layer's public surface: Tensor, creation, autograd controls, RNG and every op. */
 export { Tensor, tensor, indexTensor, zeros, ones, full, scalar, arange, type DType, type Storage } from "./tensor.js";
 export { noGrad, isGradEnabled, record } from "./autograd.js";
-export { uninitF32 } from "./buffer.js";
+export { uninitF32, allocationMark } from "./buffer.js";
 export { Rng, randn, randUniform, kaimingUniform, dropoutPositions } from "./random.js";
 export { add, sub, mul, div, pow, neg, exp, log, sqrt, rsqrt, tanh, sigmoid, relu, silu, gelu, abs, maximum, minimum } from "./ops/elementwise.js";
 export { sum, mean, max, norm, sumTo } from "./ops/reduce.js";

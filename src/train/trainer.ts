@@ -9,7 +9,7 @@
 import { appendFileSync, existsSync, mkdirSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { SafetensorsFile, readJsonFile, writeFileAtomic, writeSafetensors } from "../io/index.js";
-import { Rng, noGrad, profileSpan, profileStep, type Tensor } from "../tensor/index.js";
+import { Rng, allocationMark, noGrad, profileSpan, profileStep, type Tensor } from "../tensor/index.js";
 import { instrumentModules, type Module } from "../nn/index.js";
 import { collate, epochOrder, type Batch, type Example } from "./data.js";
 import { AdamW, SGD, clipGradNorm, type NamedParam, type Optimizer } from "./optim.js";
@@ -59,7 +59,7 @@ export interface TrainerSetup {
   trainData: Example[];
   evalData?: Example[];
   padId: number;
-  /** Mean loss of a batch (graph attached). */
+  /** Mean loss of a batch (graph attached). Its intermediate tensors are emptied by the backward pass: keep none. */
   loss: (batch: Batch) => Tensor;
   /** Switch the model between training and eval mode. */
   setTraining: (training: boolean) => void;
@@ -156,12 +156,14 @@ export class Trainer {
       let lossSum = 0, tokens = 0;
       for (let micro = 0; micro < a.gradientAccumulationSteps; micro++) {
         const batch = this.nextBatch();
+        const mark = allocationMark();
         const loss = this.s.loss(batch);
         const lv = loss.item();
         if (!Number.isFinite(lv)) throw new NonFiniteLossError(this.step + 1, lv, lastCheckpoint);
         lossSum += lv;
         tokens += batch.tokens;
-        (a.gradientAccumulationSteps === 1 ? loss : loss.mul(1 / a.gradientAccumulationSteps)).backward();
+        const scaled = a.gradientAccumulationSteps === 1 ? loss : loss.mul(1 / a.gradientAccumulationSteps);
+        scaled.backward(undefined, { releaseActivationsSince: mark }); // activations go back to the pool, not the GC
       }
       const gradNorm = profileSpan("clip_grad_norm", () => clipGradNorm(this.s.params, a.maxGradNorm));
       const lr = a.learningRate * lrMultiplier(a.lrSchedulerType, this.step, a.warmupSteps, total);
