@@ -6,7 +6,7 @@
  *   DORA_NUM_THREADS=1 node --import tsx bench/dora-layer/cpu-ab.ts [--d 2048] [--tokens 2048] [--r 16] [--reps 8]
  */
 import { parseArgs } from "node:util";
-import { Rng, noGrad, randn } from "../../src/tensor/index.js";
+import { Rng, allocationMark, noGrad, randn } from "../../src/tensor/index.js";
 import { Linear } from "../../src/nn/index.js";
 import { LoraLinear } from "../../src/peft/lora-linear.js";
 
@@ -35,7 +35,8 @@ for (const [p, train] of [[0, true], [0.05, true], [0, false]] as const) {
     for (const k of ["lora", "dora"] as const) {
       x.grad = null;
       const c0 = process.cpuUsage();
-      if (train) ls[k].forward(x).backward(dy); else noGrad(() => ls[k].forward(x));
+      const mark = allocationMark(); // activations go back to the pool after backward, as in the Trainer
+      if (train) ls[k].forward(x).backward(dy, { releaseActivationsSince: mark }); else noGrad(() => ls[k].forward(x));
       const c = process.cpuUsage(c0);
       if (i > 0) t[k]!.push((c.user + c.system) / 1000);
     }

@@ -9,7 +9,7 @@ import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
-import { Rng, Tensor, noGrad, randn } from "../../src/tensor/index.js";
+import { Rng, Tensor, allocationMark, noGrad, randn } from "../../src/tensor/index.js";
 import { Linear } from "../../src/nn/index.js";
 import { LoraLinear } from "../../src/peft/lora-linear.js";
 import { getBackend } from "../../src/backend/index.js";
@@ -62,7 +62,8 @@ function child(c: Cfg): void {
     const t0 = performance.now();
     if (c.mode === "train") {
       x.requiresGrad_(); x.grad = null;               // the layer sits inside a model: dx is needed
-      layer.forward(x).backward(dy);
+      const mark = allocationMark(); // activations go back to the pool after backward, as in the Trainer
+      layer.forward(x).backward(dy, { releaseActivationsSince: mark });
       adamw(params, state, i + 1);
     } else {
       noGrad(() => layer.forward(x));
