@@ -107,9 +107,9 @@ describe("native rope matches the js spec", () => {
 });
 
 describe("native rope threading", () => {
-  it("splits heads across 1, 2 and 5 threads with bit-identical results (7 heads: ranges of unequal length)", () => {
+  it("splits token rows across 1, 2 and 5 threads with bit-identical results (2 × 67 rows: ranges of unequal length)", () => {
     const addon = loadAddon(), threads = addon.numThreads();
-    const b = 1, h = 7, s = 64, d = 128; // s·d·heads above the pool hand-off threshold
+    const b = 2, h = 7, s = 67, d = 64; // b·s·h·d above the pool hand-off threshold
     const x0 = lcgArray(b * h * s * d, 11), cos = lcgArray(s * d, 12), sin = lcgArray(s * d, 13);
     const p = place("bshd", b, h, s, d), x = scatter(x0, p, b, h, s, d);
     const ref = new Float32Array(x0.length);
