@@ -1,6 +1,6 @@
 // Per-column scale and reduction over row-major [rows, cols] float32 buffers (DoRA's m/n epilogue and its
 // magnitude-gradient reduction), with the js spec's semantics (src/backend/js/columns.ts): arithmetic in
-// float64, one rounding to float32 per output. Threads split rows (scale) or column ranges (dot).
+// float64, one rounding to float32 per output. Threads split rows (the dot: in chunks fixed by the sizes).
 #pragma once
 #include <cstdint>
 

@@ -31,11 +31,11 @@ struct ElementwiseKernels {
                                    int64_t cols, int64_t ignore);
   void (*cross_entropy_backward)(float* dlogits, const float* logits, const float* lse, const int32_t* targets,
                                  int64_t rows, int64_t cols, int64_t ignore, const float* scale_rows, double scale);
-  // columns.h's column_scale on rows [r0, r1), and column_dot on columns [c0, c1) (acc: c1 − c0 doubles of scratch).
+  // columns.h's column_scale on rows [r0, r1); column_dot's sums over rows [r0, r1) added into acc (cols doubles).
   void (*column_scale_rows)(float* out, const float* x, const float* scale, double offset, const float* bias,
                             int64_t r0, int64_t r1, int64_t cols);
-  void (*column_dot_cols)(float* out, const float* g, const float* z, const float* bias, int64_t rows, int64_t cols,
-                          int64_t c0, int64_t c1, double* acc);
+  void (*column_dot_rows)(double* acc, const float* g, const float* z, const float* bias, int64_t r0, int64_t r1,
+                          int64_t cols);
   // columns.h's dora_norm_terms: the r-sized operands once (at = Aᵀ [cols, rp], rp = r rounded up to 16 and
   // zero-padded; aat = A·Aᵀ [r, r] float64), then rows [i0, i1).
   void (*dora_norm_prepare)(float* at, double* aat, const float* a, int64_t r, int64_t rp, int64_t cols);

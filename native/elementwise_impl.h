@@ -300,21 +300,18 @@ void column_scale_rows(float* out, const float* x, const float* scale, double of
   }
 }
 
-// Columns [c0, c1) of out = Σ_r g ⊙ (z − bias), summed in float64 (columns.h column_dot); `acc` holds c1 − c0 doubles.
-void column_dot_cols(float* out, const float* g, const float* z, const float* bias, int64_t rows, int64_t cols,
-                     int64_t c0, int64_t c1, double* acc) {
-  const int64_t w = c1 - c0;
-  for (int64_t i = 0; i < w; i++) acc[i] = 0.0;
-  for (int64_t r = 0; r < rows; r++) {
-    const float* gr = g + r * cols + c0;
-    const float* zr = z + r * cols + c0;
+// acc[i] += Σ_{r0 ≤ r < r1} g[r, i]·(z[r, i] − bias[i]) in float64 (columns.h column_dot sums chunks of rows with it).
+void column_dot_rows(double* acc, const float* g, const float* z, const float* bias, int64_t r0, int64_t r1,
+                     int64_t cols) {
+  for (int64_t r = r0; r < r1; r++) {
+    const float* gr = g + r * cols;
+    const float* zr = z + r * cols;
     if (bias) {
-      for (int64_t i = 0; i < w; i++) acc[i] += static_cast<double>(gr[i]) * (static_cast<double>(zr[i]) - bias[c0 + i]);
+      for (int64_t i = 0; i < cols; i++) acc[i] += static_cast<double>(gr[i]) * (static_cast<double>(zr[i]) - bias[i]);
     } else {
-      for (int64_t i = 0; i < w; i++) acc[i] += static_cast<double>(gr[i]) * zr[i];
+      for (int64_t i = 0; i < cols; i++) acc[i] += static_cast<double>(gr[i]) * zr[i];
     }
   }
-  for (int64_t i = 0; i < w; i++) out[c0 + i] = static_cast<float>(acc[i]);
 }
 
 // columns.h dora_norm_terms, first step: at = Aᵀ [cols, rp] (rp: r rounded up to 16, zero-padded) and aat = A·Aᵀ
@@ -400,7 +397,7 @@ extern const ElementwiseKernels DORA_EW_TABLE = {
     DORA_EW_NS::unary_forward,   DORA_EW_NS::unary_backward,  DORA_EW_NS::softmax_forward, DORA_EW_NS::softmax_backward,
     DORA_EW_NS::rmsnorm_forward, DORA_EW_NS::rmsnorm_backward, DORA_EW_NS::adamw_step,      DORA_EW_NS::binary_flat,
     DORA_EW_NS::silu_mul_forward, DORA_EW_NS::silu_mul_backward, DORA_EW_NS::cross_entropy_forward,
-    DORA_EW_NS::cross_entropy_backward, DORA_EW_NS::column_scale_rows, DORA_EW_NS::column_dot_cols,
+    DORA_EW_NS::cross_entropy_backward, DORA_EW_NS::column_scale_rows, DORA_EW_NS::column_dot_rows,
     DORA_EW_NS::dora_norm_prepare, DORA_EW_NS::dora_norm_terms_rows,
 };
 

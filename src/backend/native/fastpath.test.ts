@@ -63,6 +63,26 @@ describe("native column kernels match the js spec", () => {
   });
 });
 
+describe("native columnDot does not depend on the thread count", () => {
+  const addon = loadAddon(), defaultThreads = addon.numThreads();
+  afterAll(() => { addon.setNumThreads(defaultThreads); });
+  it("1, 2 and 5 threads give the same bits (rows in several chunks, a ragged last one)", () => {
+    const rows = 1000, cols = 300, g = lcgArray(rows * cols, 21), z = lcgArray(rows * cols, 22), bias = lcgArray(cols, 23);
+    const ref = new Float32Array(cols);
+    jsBackend.columnDot(ref, g, z, bias, rows, cols);
+    const runs: Float32Array[] = [];
+    for (const n of [1, 2, 5]) {
+      addon.setNumThreads(n);
+      const out = new Float32Array(cols);
+      native.columnDot(out, g, z, bias, rows, cols);
+      expect(maxRelDiff(out, ref), `${n} threads`).toBeLessThan(1e-6);
+      runs.push(out);
+    }
+    expect(firstDifference(runs[1]!, runs[0]!)).toBe(-1);
+    expect(firstDifference(runs[2]!, runs[0]!)).toBe(-1);
+  });
+});
+
 describe("native doraNormTerms matches the js spec", () => {
   const addon = loadAddon(), defaultIsa = addon.isa(), defaultThreads = addon.numThreads();
   afterAll(() => { addon.setIsa(defaultIsa); addon.setNumThreads(defaultThreads); });
