@@ -6,10 +6,10 @@
  * Sizes are above the pool's threshold, and the test runner poisons every reused buffer, so an activation released
  * while still read would show up as NaN or a different value.
  */
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { Rng, Tensor, allocationMark, randUniform } from "../../src/tensor/index.js";
 import { loadModelFromDir, parseModelConfig, randomModel, saveModel } from "../../src/models/index.js";
 import { LoraConfig, getPeftModel } from "../../src/peft/index.js";
@@ -21,6 +21,7 @@ const VOCAB = 256, B = 2, S = 64;
 
 type Family = "tiny_llama" | "tiny_gpt2" | "tiny_llama_nf4";
 const nf4Dir = mkdtempSync(join(tmpdir(), "release-nf4-"));
+afterAll(() => rmSync(nf4Dir, { recursive: true, force: true }));
 
 function train(family: Family, release: boolean, checkpointing: boolean) {
   const base = family === "tiny_gpt2" ? "tiny_gpt2" : "tiny_llama";
