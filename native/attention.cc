@@ -22,6 +22,7 @@
 #include "elementwise.h"
 #include "gemm.h"
 #include "pool.h"
+#include "scratch.h"
 
 namespace dora {
 namespace {
@@ -31,11 +32,6 @@ namespace {
 constexpr int64_t kRows = 56;
 
 thread_local std::vector<float> tl_s, tl_p;
-
-float* grow(std::vector<float>& v, int64_t n) {
-  if (static_cast<int64_t>(v.size()) < n) v.resize(static_cast<size_t>(n));
-  return v.data();
-}
 
 // C (m×n) = op(A)·op(B) (+ C when acc), one batch item, on this thread.
 void product(int form, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,

@@ -8,6 +8,7 @@
 
 #include "elementwise.h"
 #include "pool.h"
+#include "scratch.h"
 
 namespace dora {
 namespace {
@@ -62,6 +63,51 @@ void norm_task(void* p, int t, int nt) {
                                      c->rows * (t + 1) / nt, c->cols, c->r);
 }
 
+struct LowRankCtx {
+  const float *g, *u, *bq, *z, *bias;
+  float* v;
+  float* gut;     // per chunk: its partial gᵀ·u, [out][16]
+  double* dacc;   // per chunk: its partial column dot [out], or nullptr
+  int64_t T, out, r, chunk;
+};
+
+void low_rank_task(void* p, int t, int) {
+  const auto* c = static_cast<const LowRankCtx*>(p);
+  const int64_t r0 = t * c->chunk, r1 = std::min(c->T, r0 + c->chunk);
+  elementwise().low_rank_backward_rows(c->g, c->u, c->r, c->bq, c->out, r0, r1, c->v, c->gut + t * 16 * c->out,
+                                       c->dacc ? c->dacc + t * c->out : nullptr, c->z, c->bias);
+}
+
+struct LowRankSum {
+  const LowRankCtx* c;
+  int64_t chunks;
+  float *gu, *dot;
+};
+
+// gu[i, k] and dot[i] for a range of i: the chunks' partials added in chunk order (float64), rounded once
+void low_rank_sum_task(void* p, int t, int nt) {
+  const auto* s = static_cast<const LowRankSum*>(p);
+  const LowRankCtx& c = *s->c;
+  for (int64_t i = c.out * t / nt; i < c.out * (t + 1) / nt; i++) {
+    double acc[16] = {};
+    for (int64_t q = 0; q < s->chunks; q++) {
+      const float* src = c.gut + (q * c.out + i) * 16;
+      for (int k = 0; k < 16; k++) acc[k] += src[k];
+    }
+    for (int64_t k = 0; k < c.r; k++) s->gu[i * c.r + k] = static_cast<float>(acc[k]);
+    if (s->dot) {
+      double d = 0.0;
+      for (int64_t q = 0; q < s->chunks; q++) d += c.dacc[q * c.out + i];
+      s->dot[i] = static_cast<float>(d);
+    }
+  }
+}
+
+// The first 64-byte boundary in a buffer grown 16 floats past what it needs.
+float* aligned64(float* p) {
+  return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(p) + 63) & ~static_cast<uintptr_t>(63));
+}
+
 int tasks_for(int64_t work, int64_t units) {
   // ~256K elements per task keeps the pool's hand-off small against the pass itself
   const int64_t by_work = std::max<int64_t>(1, work / (1 << 18));
@@ -80,8 +126,10 @@ void column_dot(float* out, const float* g, const float* z, const float* bias, i
   if (cols <= 0) return;
   const int64_t chunk = std::max<int64_t>(1, (1 << 16) / cols);  // ~64K elements: tens of µs a chunk
   const int64_t chunks = std::max<int64_t>(1, (rows + chunk - 1) / chunk);
-  std::vector<double> part(static_cast<size_t>(chunks * cols), 0.0);
-  DotCtx c{part.data(), g, z, bias, rows, cols, chunk};
+  thread_local std::vector<double> tl_part;
+  double* part = grow(tl_part, chunks * cols);  // zeroed below: column_dot_rows adds into it
+  for (int64_t i = 0; i < chunks * cols; i++) part[i] = 0.0;
+  DotCtx c{part, g, z, bias, rows, cols, chunk};
   if (chunks == 1) dot_task(&c, 0, 1);
   else parallel_run(static_cast<int>(chunks), dot_task, &c);
   for (int64_t i = 0; i < cols; i++) {
@@ -91,13 +139,42 @@ void column_dot(float* out, const float* g, const float* z, const float* bias, i
   }
 }
 
+void low_rank_backward(float* gu, float* v, const float* g, const float* u, const float* b, const float* bscale,
+                       int64_t T, int64_t out, int64_t r, float* dot, const float* z, const float* bias) {
+  if (out <= 0) {  // g·B over no outputs
+    for (int64_t i = 0; i < T * r; i++) v[i] = 0.f;
+    return;
+  }
+  // B times its scale with the ranks padded to 16 lanes ([out][16], 64-byte aligned rows for the row kernel)
+  thread_local std::vector<float> tl_bq, tl_gut;
+  thread_local std::vector<double> tl_dacc;
+  float* bq = aligned64(grow(tl_bq, out * 16 + 16));
+  for (int64_t i = 0; i < out; i++)
+    for (int64_t k = 0; k < 16; k++) bq[i * 16 + k] = k < r ? (bscale ? b[i * r + k] * bscale[i] : b[i * r + k]) : 0.f;
+  // chunks of rows fixed by T (at most 8, at least 32 rows, a multiple of the kernel's 8-row blocks): two threads
+  // take four each, and the chunks' [out][16] partials stay few
+  const int64_t chunk = std::max<int64_t>(32, ((T + 7) / 8 + 7) / 8 * 8);
+  const int64_t chunks = std::max<int64_t>(1, (T + chunk - 1) / chunk);
+  float* gut = aligned64(grow(tl_gut, chunks * out * 16 + 16));  // written by the chunks
+  double* dacc = dot ? grow(tl_dacc, chunks * out) : nullptr;      // likewise
+  LowRankCtx c{g, u, bq, z, bias, v, gut, dacc, T, out, r, chunk};
+  if (T > 0) {
+    if (chunks == 1) low_rank_task(&c, 0, 1);
+    else parallel_run(static_cast<int>(chunks), low_rank_task, &c);
+  }
+  LowRankSum s{&c, T > 0 ? chunks : 0, gu, dot};
+  parallel_run(tasks_for(out * r * chunks, out), low_rank_sum_task, &s);
+}
+
 void dora_norm_terms(double* out, const float* w, int64_t si, int64_t sp, const float* a, const float* b, double s,
                      int64_t rows, int64_t cols, int64_t r) {
   const int64_t rp = (r + 15) / 16 * 16;
-  std::vector<float> at(static_cast<size_t>(cols * rp));
-  std::vector<double> aat(static_cast<size_t>(r * r));
-  elementwise().dora_norm_prepare(at.data(), aat.data(), a, r, rp, cols);
-  NormCtx c{out, w, si, sp, at.data(), rp, b, aat.data(), s, rows, cols, r};
+  thread_local std::vector<float> tl_at;
+  thread_local std::vector<double> tl_aat;
+  float* at = grow(tl_at, cols * rp);  // both written in full by dora_norm_prepare
+  double* aat = grow(tl_aat, r * r);
+  elementwise().dora_norm_prepare(at, aat, a, r, rp, cols);
+  NormCtx c{out, w, si, sp, at, rp, b, aat, s, rows, cols, r};
   parallel_run(tasks_for(rows * cols * std::max<int64_t>(r, 1) / 16, rows), norm_task, &c);
 }
 

@@ -40,6 +40,7 @@
  *            is saved besides y, which the graph holds anyway; rows with c_i ≈ 0 recompute z_i exactly)
  *     dx = gc·W + vs·A = g·(diag(c)·W) + vs·A                 (p = 0; c packed into W again, no [T, out] gc)
  *     dx = g·W + keep·mask ⊙ ((g ⊙ (c − 1))·W + vs·A)        (p > 0; mask = 1 off the drops)
+ *     gᵀ·u, gc·B and dm's Σ_t g ⊙ z come from one pass over g (flat.ts `lowRankGrads`)
  *   Dropout, sparse path (p ≤ flat.ts dropoutTuning.sparseMaxP; the drops D as CSR rows, S = x on D, density p):
  *   x̃ = keep·(x − S), so x̃Wᵀ = keep·(P − S·Wᵀ) with P = xWᵀ the one base GEMM, and with a = 1 + keep·(c − 1):
  *     y  = a ⊙ P − keep·(c − 1) ⊙ (S·Wᵀ) + c ⊙ uBᵀ + b        (a packed into W, Backend.sparseGemm adds S·Wᵀ)
@@ -55,7 +56,7 @@ import {
 } from "../tensor/index.js";
 import type { FusedOperands } from "./layer.js";
 import { type Nf4Weight, nf4TimesT } from "../quant/index.js";
-import { dropInput, gemm, gemmScaled, lowRankGradA, lowRankInput, scaleInPlace, subtractAtDrops, zeroDropped, type Drops } from "./flat.js";
+import { dropInput, gemm, gemmScaled, lowRankGradA, lowRankGrads, lowRankInput, scaleInPlace, subtractAtDrops, zeroDropped, type Drops } from "./flat.js";
 import { getBackend } from "../backend/index.js";
 
 /**
@@ -393,11 +394,12 @@ export function doraLinear(x: Tensor, fo: FusedOperands, A: Tensor, B: Tensor, m
   const out = new Tensor(y, [...x.shape.slice(0, -1), outF]);
   return record(out, "dora_linear", [x, A, B, m], (grad, need) => {
     const g = grad.f32();
-    let gu: Float32Array | null = null;                      // gᵀ·u [out, r]: dB, and Σ_t g ⊙ uBᵀ for dm
-    if (need[2] || (need[3] && drops)) {
-      gu = new Float32Array(outF * r);
-      gemm("tn", outF, r, T, g, u, gu, false);
-    }
+    // gu = gᵀ·u [out, r] (dB, and Σ_t g ⊙ uBᵀ for dm), vs = (g ⊙ c)·B [T, r] (c scales B's rows), and for dm
+    // sy = Σ_t g ⊙ (y − b) (or g ⊙ zl), in one pass over g where the backend can
+    const { gu, v: vs, dot: sy } = lowRankGrads(g, u, Bf, c, T, outF, r, {
+      gu: need[2] === true || (need[3] === true && drops !== null), v: need[0] === true || need[1] === true,
+      dot: need[3] ? { z: zl ?? y, bias: zl ? null : bf } : null,
+    });
     // sparse dropout: one walk over W's panels gives both G_W = (g ⊙ (c − 1))·W at the drops (for dx) and
     // Σ_t g ⊙ (S·Wᵀ) (for dm)
     let sw: Float32Array | null = null, gw: Float32Array | null = null;
@@ -416,23 +418,19 @@ export function doraLinear(x: Tensor, fo: FusedOperands, A: Tensor, B: Tensor, m
       // dm_i = Σ_t g_ti·zl_ti / n_i, zl = x̃Wᵀ + uBᵀ. Read back from y − b = a ⊙ P − keep·(c − 1) ⊙ SW + c ⊙ L
       // (SW = S·Wᵀ, L = uBᵀ): Σ g·zl = (keep·Σ g·(y − b) − keep·Σ g·SW + (1 − keep)·Σ g·L) / a, so nothing
       // [T, out] is saved besides y; p = 0: Σ g·(y − b) / c. Rows with |a| too small to read back recompute.
-      const sy = new Float32Array(outF);
-      be.columnDot(sy, g, zl ?? y, zl ? null : bf, T, outF);
       const d = new Float32Array(outF);
-      if (zl) divideInto(d, sy, n);
+      if (zl) divideInto(d, sy!, n);
       else {
         const lowRank = drops ? rowDots(Bf, gu!, outF, r) : null; // Σ g·uBᵀ per row, from gᵀu
-        for (const i of readBack(d, sy, sw, lowRank, aCol, n, keep)) d[i] = rowDot(g, xf, Wf, wOff, fifo, u, Bf, i, T, inF, outF, r, drops) / n[i]!;
+        for (const i of readBack(d, sy!, sw, lowRank, aCol, n, keep)) d[i] = rowDot(g, xf, Wf, wOff, fifo, u, Bf, i, T, inF, outF, r, drops) / n[i]!;
       }
       dm = new Tensor(d, m.shape);
     }
     if (need[2]) {
       dB = new Tensor(scaleRows(gu!, gu!, c, outF, r), B.shape); // (g ⊙ c)ᵀ·u: after dm, which reads gᵀ·u
     }
-    if (need[0] || need[1]) {
-      const vs = new Float32Array(T * r);
-      gemmScaled("nn", T, r, outF, g, Bf, c, "k", vs, false); // (g ⊙ c)·B [T, r]
-      scaleInPlace(vs, s);
+    if (vs) {
+      scaleInPlace(vs, s);                                   // s·(g ⊙ c)·B
       if (need[1]) dA = new Tensor(lowRankGradA(vs, xf, drops, T, inF, r), A.shape); // (s·gc·B)ᵀ·x̃ [r, in]
       if (need[0]) dx = new Tensor(doraDx(g, c, aCol, Wf, wOff, fifo, vs, Af, drops, gw, T, inF, outF, r), x.shape);
     }

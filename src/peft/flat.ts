@@ -6,7 +6,7 @@
  * sparse kernels on it (Backend.sparseGemm / sampledGemm) instead of rerunning them on x̃.
  */
 import { dropoutPositions, uninitF32, type Rng } from "../tensor/index.js";
-import { getBackend, type GemmForm } from "../backend/index.js";
+import { LOW_RANK_BACKWARD_MAX_RANK, getBackend, type GemmForm } from "../backend/index.js";
 
 /**
  * C (m×n) (+)= op(A)·op(B) on contiguous buffers: nn A m×k, B k×n; nt A m×k, B n×k; tn A k×m, B k×n.
@@ -23,6 +23,29 @@ export function gemmScaled(form: GemmForm, m: number, n: number, k: number, a: F
   scale: Float32Array, axis: "k" | "n", c: Float32Array, accumulate: boolean, bOff = 0): void {
   const lda = form === "tn" ? m : k, ldb = form === "nt" ? k : n;
   getBackend().gemmScaled(form, m, n, k, a, 0, lda, b, bOff, ldb, scale, axis, c, 0, n, accumulate);
+}
+
+/**
+ * The backward's reductions over the output gradient g [T, out] of a fused adapter op, each only when asked:
+ * gu = gᵀ·u [out, r], v = g·diag(bScale)·B [T, r] (B [out, r]), and DoRA's column dot Σ_t g ⊙ (z − bias) [out].
+ * When both products are asked for (training) and r ≤ 16 they come from one pass over g (Backend.lowRankBackward,
+ * the dot too): separately each is a pass of its own over a [T, out] buffer that is mostly out of cache by then.
+ */
+export function lowRankGrads(g: Float32Array, u: Float32Array, B: Float32Array, bScale: Float32Array | null, T: number,
+  outF: number, r: number, want: { gu: boolean; v: boolean; dot: { z: Float32Array; bias: Float32Array | null } | null }):
+  { gu: Float32Array | null; v: Float32Array | null; dot: Float32Array | null } {
+  const gu = want.gu ? new Float32Array(outF * r) : null, v = want.v ? new Float32Array(T * r) : null;
+  const dot = want.dot ? new Float32Array(outF) : null;
+  const be = getBackend();
+  if (gu && v && r <= LOW_RANK_BACKWARD_MAX_RANK) {
+    be.lowRankBackward(gu, v, g, u, B, bScale, T, outF, r, dot, want.dot?.z ?? null, want.dot?.bias ?? null);
+    return { gu, v, dot };
+  }
+  if (gu) gemm("tn", outF, r, T, g, u, gu, false);                  // gᵀ·u
+  if (v && bScale) gemmScaled("nn", T, r, outF, g, B, bScale, "k", v, false); // g·diag(bScale)·B
+  else if (v) gemm("nn", T, r, outF, g, B, v, false);
+  if (dot) be.columnDot(dot, g, want.dot!.z, want.dot!.bias, T, outF);
+  return { gu, v, dot };
 }
 
 /**

@@ -9,7 +9,7 @@ import { Conv1D, Linear, Linear4bit, Module } from "../nn/index.js";
 import { dequantizeNf4 } from "../quant/index.js";
 import type { DoraOperands } from "./dora.js";
 import { LoraLayer, type FusedOperands, type LoraAdapter } from "./layer.js";
-import { dropoutTuning, gemm, lowRankGradA, lowRankInput, scaleInPlace, subtractAtDrops, zeroDropped } from "./flat.js";
+import { dropoutTuning, gemm, lowRankGradA, lowRankGrads, lowRankInput, scaleInPlace, subtractAtDrops, zeroDropped } from "./flat.js";
 import { getBackend } from "../backend/index.js";
 
 let warnedMerge4bit = false;
@@ -105,7 +105,8 @@ export class LoraLinear extends LoraLayer {
 /**
  * Plain LoRA on a Linear/Conv1D as one autograd op: y = x·Wᵀ + s·(x̃Aᵀ)Bᵀ + b, the low-rank product
  * accumulated into the base GEMM's output buffer (one [T, out] allocation, nothing of that size saved).
- * Backward: dx = g·W + mask ⊙ (keep·(s·g·B)·A), dA = s·(g·B)ᵀ·x̃, dB = gᵀ·(s·x̃Aᵀ); no dW (W is frozen).
+ * Backward: dx = g·W + mask ⊙ (keep·(s·g·B)·A), dA = s·(g·B)ᵀ·x̃, dB = gᵀ·(s·x̃Aᵀ); no dW (W is frozen). gᵀ·(s·x̃Aᵀ) and
+ * g·B come from one pass over g (flat.ts `lowRankGrads`).
  * With dropout the mask is a drop list (flat.ts `Drops`): sparse path (small p) dx = g·W + keep·(s·gB)·A, then
  * keep·(s·gB)·A taken back at the dropped (t, j) (Backend.sampledGemm); dense path: the masked product.
  * x̃ is rebuilt from x and the drops for dA rather than kept. Same maths as the generic graph in `LoraLayer`.
@@ -124,14 +125,10 @@ export function loraLinear(x: Tensor, fo: FusedOperands, A: Tensor, B: Tensor, s
   return record(out, "lora_linear", [x, A, B], (grad, need) => {
     const g = grad.f32();
     let dx: Tensor | null = null, dA: Tensor | null = null, dB: Tensor | null = null;
-    if (need[2]) {
-      const d = new Float32Array(outF * r);
-      gemm("tn", outF, r, T, g, us, d, false);              // gᵀ·us [out, r]
-      dB = new Tensor(d, B.shape);
-    }
-    if (need[0] || need[1]) {
-      const vs = new Float32Array(T * r);
-      gemm("nn", T, r, outF, g, Bf, vs, false);             // g·B [T, r]
+    // gᵀ·us [out, r] (dB) and g·B [T, r]
+    const { gu, v: vs } = lowRankGrads(g, us, Bf, null, T, outF, r, { gu: need[2] === true, v: need[0] === true || need[1] === true, dot: null });
+    if (gu) dB = new Tensor(gu, B.shape);
+    if (vs) {
       scaleInPlace(vs, s);
       if (need[1]) dA = new Tensor(lowRankGradA(vs, xf, drops, T, inF, r), A.shape); // (s·gB)ᵀ·x̃ [r, in]
       if (need[0]) {

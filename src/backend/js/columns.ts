@@ -17,6 +17,28 @@ export function columnDot(out: Float32Array, g: Float32Array, z: Float32Array, b
   out.set(acc);
 }
 
+export function lowRankBackward(gu: Float32Array, v: Float32Array, g: Float32Array, u: Float32Array, b: Float32Array,
+  bScale: Float32Array | null, T: number, out: number, r: number, dot: Float32Array | null, z: Float32Array | null,
+  bias: Float32Array | null): void {
+  const acc = new Float64Array(out * r);
+  for (let t = 0; t < T; t++) {
+    for (let k = 0; k < r; k++) {
+      let s = 0;
+      for (let i = 0; i < out; i++) s += g[t * out + i]! * (bScale ? Math.fround(b[i * r + k]! * bScale[i]!) : b[i * r + k]!);
+      v[t * r + k] = s;
+    }
+    for (let i = 0; i < out; i++) {
+      const gi = g[t * out + i]!;
+      for (let k = 0; k < r; k++) acc[i * r + k] = acc[i * r + k]! + gi * u[t * r + k]!;
+    }
+  }
+  gu.set(acc);
+  if (dot) {
+    if (!z) throw new Error("lowRankBackward: z is required with dot");
+    columnDot(dot, g, z, bias, T, out);
+  }
+}
+
 export function doraNormTerms(out: Float64Array, w: Float32Array, wOff: number, rowStride: number, colStride: number,
   a: Float32Array, b: Float32Array, s: number, rows: number, cols: number, r: number): void {
   const aat = new Float64Array(r * r); // A·Aᵀ, products summed over p in order
