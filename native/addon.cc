@@ -506,13 +506,15 @@ napi_value ColumnDot(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-// lowRankBackward(gu, v, g, u, b, bScale|null, T, out, r, dot|null, z|null, bias|null)
-napi_value LowRankBackward(napi_env env, napi_callback_info info) {
+// lowRankProducts(gu|null, v|null, g, u|null, b|null, bScale|null, T, n, r, dot|null, z|null, bias|null); the pairs
+// (gu, u), (v, b), (dot, z) are checked to come together by the TS adapter
+napi_value LowRankProducts(napi_env env, napi_callback_info info) {
   Args a(env, info, 12);
-  float *gu = a.f32(0), *v = a.f32(1), *g = a.f32(2), *u = a.f32(3), *b = a.f32(4), *bscale = a.f32(5, true);
+  float *gu = a.f32(0, true), *v = a.f32(1, true), *g = a.f32(2), *u = a.f32(3, true), *b = a.f32(4, true);
+  float* bscale = a.f32(5, true);
   int64_t T = a.i64(6), out = a.i64(7), r = a.i64(8);
   float *dot = a.f32(9, true), *z = a.f32(10, true), *bias = a.f32(11, true);
-  if (a.ok) dora::low_rank_backward(gu, v, g, u, b, bscale, T, out, r, dot, z, bias);
+  if (a.ok) dora::low_rank_products(gu, v, g, u, b, bscale, T, out, r, dot, z, bias);
   return nullptr;
 }
 
@@ -634,7 +636,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"adamwStep", nullptr, AdamwStep, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"columnScale", nullptr, ColumnScale, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"columnDot", nullptr, ColumnDot, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"lowRankBackward", nullptr, LowRankBackward, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"lowRankProducts", nullptr, LowRankProducts, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"doraNormTerms", nullptr, DoraNormTerms, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sparseGemm", nullptr, SparseGemm, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sampledGemm", nullptr, SampledGemm, nullptr, nullptr, nullptr, napi_default, nullptr},

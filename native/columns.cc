@@ -65,17 +65,17 @@ void norm_task(void* p, int t, int nt) {
 
 struct LowRankCtx {
   const float *g, *u, *bq, *z, *bias;
-  float* v;
-  float* gut;     // per chunk: its partial gᵀ·u, [out][16]
-  double* dacc;   // per chunk: its partial column dot [out], or nullptr
-  int64_t T, out, r, chunk;
+  float* v;       // or nullptr
+  float* gut;     // per chunk: its partial gᵀ·u, [n][16]; or nullptr
+  double* dacc;   // per chunk: its partial column dot [n]; or nullptr
+  int64_t T, n, r, chunk;
 };
 
 void low_rank_task(void* p, int t, int) {
   const auto* c = static_cast<const LowRankCtx*>(p);
   const int64_t r0 = t * c->chunk, r1 = std::min(c->T, r0 + c->chunk);
-  elementwise().low_rank_backward_rows(c->g, c->u, c->r, c->bq, c->out, r0, r1, c->v, c->gut + t * 16 * c->out,
-                                       c->dacc ? c->dacc + t * c->out : nullptr, c->z, c->bias);
+  elementwise().low_rank_products_rows(c->g, c->u, c->r, c->bq, c->n, r0, r1, c->v, c->gut ? c->gut + t * 16 * c->n : nullptr,
+                                       c->dacc ? c->dacc + t * c->n : nullptr, c->z, c->bias);
 }
 
 struct LowRankSum {
@@ -84,20 +84,23 @@ struct LowRankSum {
   float *gu, *dot;
 };
 
-// gu[i, k] and dot[i] for a range of i: the chunks' partials added in chunk order (float64), rounded once
+// gu[i, k] and dot[i] (those asked for) for a range of i: the chunks' partials added in chunk order (float64),
+// rounded once
 void low_rank_sum_task(void* p, int t, int nt) {
   const auto* s = static_cast<const LowRankSum*>(p);
   const LowRankCtx& c = *s->c;
-  for (int64_t i = c.out * t / nt; i < c.out * (t + 1) / nt; i++) {
-    double acc[16] = {};
-    for (int64_t q = 0; q < s->chunks; q++) {
-      const float* src = c.gut + (q * c.out + i) * 16;
-      for (int k = 0; k < 16; k++) acc[k] += src[k];
+  for (int64_t i = c.n * t / nt; i < c.n * (t + 1) / nt; i++) {
+    if (s->gu) {
+      double acc[16] = {};
+      for (int64_t q = 0; q < s->chunks; q++) {
+        const float* src = c.gut + (q * c.n + i) * 16;
+        for (int k = 0; k < 16; k++) acc[k] += src[k];
+      }
+      for (int64_t k = 0; k < c.r; k++) s->gu[i * c.r + k] = static_cast<float>(acc[k]);
     }
-    for (int64_t k = 0; k < c.r; k++) s->gu[i * c.r + k] = static_cast<float>(acc[k]);
     if (s->dot) {
       double d = 0.0;
-      for (int64_t q = 0; q < s->chunks; q++) d += c.dacc[q * c.out + i];
+      for (int64_t q = 0; q < s->chunks; q++) d += c.dacc[q * c.n + i];
       s->dot[i] = static_cast<float>(d);
     }
   }
@@ -139,31 +142,36 @@ void column_dot(float* out, const float* g, const float* z, const float* bias, i
   }
 }
 
-void low_rank_backward(float* gu, float* v, const float* g, const float* u, const float* b, const float* bscale,
-                       int64_t T, int64_t out, int64_t r, float* dot, const float* z, const float* bias) {
-  if (out <= 0) {  // g·B over no outputs
-    for (int64_t i = 0; i < T * r; i++) v[i] = 0.f;
+void low_rank_products(float* gu, float* v, const float* g, const float* u, const float* b, const float* bscale,
+                       int64_t T, int64_t n, int64_t r, float* dot, const float* z, const float* bias) {
+  if (!gu || !u) gu = nullptr;  // the pairs come together (the TS adapter checks); a half pair asks for nothing
+  if (!v || !b) v = nullptr;
+  if (!dot || !z) dot = nullptr;
+  if (n <= 0) {  // g·B over no columns
+    for (int64_t i = 0; v && i < T * r; i++) v[i] = 0.f;
     return;
   }
-  // B times its scale with the ranks padded to 16 lanes ([out][16], 64-byte aligned rows for the row kernel)
+  // B times its scale with the ranks padded to 16 lanes ([n][16], 64-byte aligned rows for the row kernel)
   thread_local std::vector<float> tl_bq, tl_gut;
   thread_local std::vector<double> tl_dacc;
-  float* bq = aligned64(grow(tl_bq, out * 16 + 16));
-  for (int64_t i = 0; i < out; i++)
+  float* bq = v ? aligned64(grow(tl_bq, n * 16 + 16)) : nullptr;
+  for (int64_t i = 0; bq && i < n; i++)
     for (int64_t k = 0; k < 16; k++) bq[i * 16 + k] = k < r ? (bscale ? b[i * r + k] * bscale[i] : b[i * r + k]) : 0.f;
   // chunks of rows fixed by T (at most 8, at least 32 rows, a multiple of the kernel's 8-row blocks): two threads
-  // take four each, and the chunks' [out][16] partials stay few
+  // take four each, and the chunks' [n][16] partials stay few
   const int64_t chunk = std::max<int64_t>(32, ((T + 7) / 8 + 7) / 8 * 8);
   const int64_t chunks = std::max<int64_t>(1, (T + chunk - 1) / chunk);
-  float* gut = aligned64(grow(tl_gut, chunks * out * 16 + 16));  // written by the chunks
-  double* dacc = dot ? grow(tl_dacc, chunks * out) : nullptr;      // likewise
-  LowRankCtx c{g, u, bq, z, bias, v, gut, dacc, T, out, r, chunk};
+  float* gut = gu ? aligned64(grow(tl_gut, chunks * n * 16 + 16)) : nullptr;  // written by the chunks
+  double* dacc = dot ? grow(tl_dacc, chunks * n) : nullptr;                  // likewise
+  LowRankCtx c{g, u, bq, z, bias, v, gut, dacc, T, n, r, chunk};
   if (T > 0) {
     if (chunks == 1) low_rank_task(&c, 0, 1);
     else parallel_run(static_cast<int>(chunks), low_rank_task, &c);
   }
-  LowRankSum s{&c, T > 0 ? chunks : 0, gu, dot};
-  parallel_run(tasks_for(out * r * chunks, out), low_rank_sum_task, &s);
+  if (gu || dot) {
+    LowRankSum s{&c, T > 0 ? chunks : 0, gu, dot};
+    parallel_run(tasks_for(n * std::max<int64_t>(r, 1) * chunks, n), low_rank_sum_task, &s);
+  }
 }
 
 void dora_norm_terms(double* out, const float* w, int64_t si, int64_t sp, const float* a, const float* b, double s,

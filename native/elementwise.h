@@ -38,9 +38,9 @@ struct ElementwiseKernels {
                           int64_t cols);
   // columns.h's dora_norm_terms: the r-sized operands once (at = Aᵀ [cols, rp], rp = r rounded up to 16 and
   // zero-padded; aat = A·Aᵀ [r, r] float64), then rows [i0, i1).
-  // columns.h's low_rank_backward for rows [t0, t1): v's rows written; gut ([out][16]) and dacc ([out], when set)
-  // written with the rows' partial gᵀ·u and column dot; bq is B times its scale as [out][16], zero-padded.
-  void (*low_rank_backward_rows)(const float* g, const float* u, int64_t r, const float* bq, int64_t out, int64_t t0,
+  // columns.h's low_rank_products for rows [t0, t1), each output only when set: v's rows written; gut ([n][16]) and
+  // dacc ([n]) written with the rows' partial gᵀ·u and column dot; bq is B times its scale as [n][16], zero-padded.
+  void (*low_rank_products_rows)(const float* g, const float* u, int64_t r, const float* bq, int64_t n, int64_t t0,
                                  int64_t t1, float* v, float* gut, double* dacc, const float* z, const float* bias);
   void (*dora_norm_prepare)(float* at, double* aat, const float* a, int64_t r, int64_t rp, int64_t cols);
   void (*dora_norm_terms_rows)(double* out, const float* w, int64_t si, int64_t sp, const float* at, int64_t rp,

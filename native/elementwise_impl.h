@@ -315,66 +315,77 @@ void column_dot_rows(double* acc, const float* g, const float* z, const float* b
 }
 
 #ifdef __AVX512F__
-// NB rows t.. of low_rank_backward_rows, ranks in the 16 lanes: for each output i, g[t+x, i] is broadcast once and
-// used twice, v[t+x] += g[t+x, i]·B(i, ·) and gut[i] += g[t+x, i]·u[t+x, ·] (the micro-kernel form: no lane sums,
-// no masks, B's and gut's rows streamed once per NB rows).
-template <int NB>
-inline void low_rank_rows_x(const float* g, const float* u, int64_t r, const float* bq, int64_t out, int64_t t,
+// NB rows t.. of low_rank_products_rows, ranks in the 16 lanes: for each column i, g[t+x, i] is broadcast once and
+// used for both products asked for, v[t+x] += g[t+x, i]·B(i, ·) (V) and gut[i] += g[t+x, i]·u[t+x, ·] (GU): the
+// micro-kernel form (no lane sums, no masks), B's and gut's rows streamed once per NB rows.
+template <int NB, bool GU, bool V>
+inline void low_rank_rows_x(const float* g, const float* u, int64_t r, const float* bq, int64_t n, int64_t t,
                             float* v, float* gut) {
   const __mmask16 rm = static_cast<__mmask16>(r >= 16 ? 0xFFFF : (1u << r) - 1);
   __m512 ur[NB], vacc[NB];
   const float* gx[NB];
   for (int x = 0; x < NB; x++) {
-    ur[x] = _mm512_maskz_loadu_ps(rm, u + (t + x) * r);
+    ur[x] = GU ? _mm512_maskz_loadu_ps(rm, u + (t + x) * r) : _mm512_setzero_ps();
     vacc[x] = _mm512_setzero_ps();
-    gx[x] = g + (t + x) * out;
+    gx[x] = g + (t + x) * n;
   }
-  for (int64_t i = 0; i < out; i++) {
-    const __m512 br = _mm512_load_ps(bq + i * 16);
-    __m512 a0 = _mm512_load_ps(gut + i * 16), a1 = _mm512_setzero_ps();  // two chains for gut's NB FMAs
+  for (int64_t i = 0; i < n; i++) {
+    const __m512 br = V ? _mm512_load_ps(bq + i * 16) : _mm512_setzero_ps();
+    __m512 a0 = GU ? _mm512_load_ps(gut + i * 16) : _mm512_setzero_ps(), a1 = _mm512_setzero_ps();  // two chains
     for (int x = 0; x < NB; x++) {
       const __m512 gb = _mm512_set1_ps(gx[x][i]);
-      vacc[x] = _mm512_fmadd_ps(gb, br, vacc[x]);
-      if (x % 2 == 0) a0 = _mm512_fmadd_ps(gb, ur[x], a0);
-      else a1 = _mm512_fmadd_ps(gb, ur[x], a1);
+      if (V) vacc[x] = _mm512_fmadd_ps(gb, br, vacc[x]);
+      if (GU && x % 2 == 0) a0 = _mm512_fmadd_ps(gb, ur[x], a0);
+      if (GU && x % 2 == 1) a1 = _mm512_fmadd_ps(gb, ur[x], a1);
     }
-    _mm512_store_ps(gut + i * 16, _mm512_add_ps(a0, a1));
+    if (GU) _mm512_store_ps(gut + i * 16, _mm512_add_ps(a0, a1));
   }
-  for (int x = 0; x < NB; x++) _mm512_mask_storeu_ps(v + (t + x) * r, rm, vacc[x]);
+  if (V)
+    for (int x = 0; x < NB; x++) _mm512_mask_storeu_ps(v + (t + x) * r, rm, vacc[x]);
+}
+
+template <int NB>
+inline void low_rank_rows_any(const float* g, const float* u, int64_t r, const float* bq, int64_t n, int64_t t,
+                              float* v, float* gut) {
+  if (gut && v) low_rank_rows_x<NB, true, true>(g, u, r, bq, n, t, v, gut);
+  else if (gut) low_rank_rows_x<NB, true, false>(g, u, r, bq, n, t, v, gut);
+  else if (v) low_rank_rows_x<NB, false, true>(g, u, r, bq, n, t, v, gut);
 }
 #endif
 
-// Rows [t0, t1) of columns.h low_rank_backward, g read once (a block of rows at a time, which stays in cache for the
-// column dot): gut[i·16 + k] = Σ_t g[t,i]·u[t,k] (written, [out][16], ranks ≥ r zero), v[t, k] = Σ_i g[t,i]·bq[i·16 + k]
-// (bq: B times its scale, [out][16] zero-padded), dacc[i] = Σ_t g[t,i]·(z[t,i] − bias[i]) in float64 (written, when set).
-void low_rank_backward_rows(const float* g, const float* u, int64_t r, const float* bq, int64_t out, int64_t t0,
+// Rows [t0, t1) of columns.h low_rank_products, g read once (a block of rows at a time, which stays in cache for the
+// column dot), each output only when its pointer is set: gut[i·16 + k] = Σ_t g[t,i]·u[t,k] (written, [n][16], ranks
+// ≥ r zero), v[t, k] = Σ_i g[t,i]·bq[i·16 + k] (bq: B times its scale, [n][16] zero-padded), dacc[i] =
+// Σ_t g[t,i]·(z[t,i] − bias[i]) in float64 (written).
+void low_rank_products_rows(const float* g, const float* u, int64_t r, const float* bq, int64_t n, int64_t t0,
                             int64_t t1, float* v, float* gut, double* dacc, const float* z, const float* bias) {
   constexpr int TB = 8;
-  for (int64_t i = 0; i < out * 16; i++) gut[i] = 0.f;
+  if (gut)
+    for (int64_t i = 0; i < n * 16; i++) gut[i] = 0.f;
   if (dacc)
-    for (int64_t i = 0; i < out; i++) dacc[i] = 0.0;
+    for (int64_t i = 0; i < n; i++) dacc[i] = 0.0;
   for (int64_t tb = t0; tb < t1; tb += TB) {
     const int nb = static_cast<int>(t1 - tb < TB ? t1 - tb : TB);
 #ifdef __AVX512F__
-    if (nb == TB) low_rank_rows_x<TB>(g, u, r, bq, out, tb, v, gut);
+    if (nb == TB) low_rank_rows_any<TB>(g, u, r, bq, n, tb, v, gut);
     else
-      for (int x = 0; x < nb; x++) low_rank_rows_x<1>(g, u, r, bq, out, tb + x, v, gut);
+      for (int x = 0; x < nb; x++) low_rank_rows_any<1>(g, u, r, bq, n, tb + x, v, gut);
 #else
-    for (int x = 0; x < nb; x++) {
-      const float* gr = g + (tb + x) * out;
-      const float* ut = u + (tb + x) * r;
+    for (int x = 0; x < nb && (v || gut); x++) {
+      const float* gr = g + (tb + x) * n;
       float vs[16] = {};
-      for (int64_t i = 0; i < out; i++) {
+      for (int64_t i = 0; i < n; i++) {
         const float gi = gr[i];
-        const float* br = bq + i * 16;
-        float* d = gut + i * 16;
-        for (int k = 0; k < 16; k++) vs[k] += gi * br[k];
-        for (int64_t k = 0; k < r; k++) d[k] += gi * ut[k];
+        if (v)
+          for (int k = 0; k < 16; k++) vs[k] += gi * bq[i * 16 + k];
+        if (gut)
+          for (int64_t k = 0; k < r; k++) gut[i * 16 + k] += gi * u[(tb + x) * r + k];
       }
-      for (int64_t k = 0; k < r; k++) v[(tb + x) * r + k] = vs[k];
+      if (v)
+        for (int64_t k = 0; k < r; k++) v[(tb + x) * r + k] = vs[k];
     }
 #endif
-    if (dacc) column_dot_rows(dacc, g, z, bias, tb, tb + nb, out);
+    if (dacc) column_dot_rows(dacc, g, z, bias, tb, tb + nb, n);
   }
 }
 
@@ -462,7 +473,7 @@ extern const ElementwiseKernels DORA_EW_TABLE = {
     DORA_EW_NS::rmsnorm_forward, DORA_EW_NS::rmsnorm_backward, DORA_EW_NS::adamw_step,      DORA_EW_NS::binary_flat,
     DORA_EW_NS::silu_mul_forward, DORA_EW_NS::silu_mul_backward, DORA_EW_NS::cross_entropy_forward,
     DORA_EW_NS::cross_entropy_backward, DORA_EW_NS::column_scale_rows, DORA_EW_NS::column_dot_rows,
-    DORA_EW_NS::low_rank_backward_rows, DORA_EW_NS::dora_norm_prepare, DORA_EW_NS::dora_norm_terms_rows,
+    DORA_EW_NS::low_rank_products_rows, DORA_EW_NS::dora_norm_prepare, DORA_EW_NS::dora_norm_terms_rows,
 };
 
 }  // namespace dora

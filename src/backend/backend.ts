@@ -15,8 +15,8 @@
 /** GEMM forms: which operand is read transposed. `nn`: C = A·B, `nt`: C = A·Bᵀ, `tn`: C = Aᵀ·B. */
 export type GemmForm = "nn" | "nt" | "tn";
 
-/** The largest rank Backend.lowRankBackward takes (its native kernel holds the ranks in one 16-lane register). */
-export const LOW_RANK_BACKWARD_MAX_RANK = 16;
+/** The largest rank Backend.lowRankProducts takes (its native kernel holds the ranks in one 16-lane register). */
+export const LOW_RANK_MAX_RANK = 16;
 
 /**
  * Where the [D] rows of a [B, H, S, D] operand lie: the element strides of its batch, head and sequence dims (D
@@ -213,18 +213,20 @@ export interface Backend {
   doraNormTerms(out: Float64Array, w: Float32Array, wOff: number, rowStride: number, colStride: number, a: Float32Array,
     b: Float32Array, s: number, rows: number, cols: number, r: number): void;
   /**
-   * The backward reductions of a fused LoRA/DoRA Linear over its output gradient g [T, out] (src/peft/lora-linear.ts,
-   * dora.ts) in one pass over g, where separate products would each read g again: with u [T, r] (the saved s·x̃Aᵀ)
-   * and B [out, r], r ≤ LOW_RANK_BACKWARD_MAX_RANK, all row-major,
-   *   gu[i, k] = Σ_t g[t, i]·u[t, k]                            [out, r]   gᵀ·u (LoRA's dB)
-   *   v[t, k]  = Σ_i g[t, i]·(bScale ? bScale[i] : 1)·B[i, k]   [T, r]     g·diag(bScale)·B
-   *   dot[i]   = Σ_t g[t, i]·(z[t, i] − (bias ? bias[i] : 0))    [out]      columnDot's sum, in float64; only when
-   *                                                                         `dot` is given (then z is required)
-   * all written. gu and v may accumulate in float32, as the GEMMs they replace do.
+   * The rank-r products of a fused LoRA/DoRA Linear with one of its [T, n] operands g (src/peft/flat.ts
+   * `lowRankGrads` and its users), in one pass over g where separate GEMMs would each read it again, and with the r
+   * ranks, r ≤ LOW_RANK_MAX_RANK, where a GEMM would half-fill its tile. With u [T, r] and B [n, r], all row-major:
+   *   gu[i, k] = Σ_t g[t, i]·u[t, k]                            [n, r]   gᵀ·u   (gu and u: both or neither)
+   *   v[t, k]  = Σ_i g[t, i]·(bScale ? bScale[i] : 1)·B[i, k]   [T, r]   g·diag(bScale)·B   (v and b: both or neither)
+   *   dot[i]   = Σ_t g[t, i]·(z[t, i] − (bias ? bias[i] : 0))    [n]      columnDot's sum, in float64 (dot and z: both
+   *                                                                       or neither; bias only with them)
+   * each written when asked for. gu and v may accumulate in float32, as the GEMMs they replace do.
+   * Users: a layer's backward over its output gradient (dB = gᵀ·u, g·B, DoRA's ∂m dot), dA = (x̃ᵀ·vs)ᵀ over its
+   * input, and the forward's x̃·Aᵀ (B = Aᵀ).
    */
-  lowRankBackward(gu: Float32Array, v: Float32Array, g: Float32Array, u: Float32Array, b: Float32Array,
-    bScale: Float32Array | null, T: number, out: number, r: number, dot: Float32Array | null, z: Float32Array | null,
-    bias: Float32Array | null): void;
+  lowRankProducts(gu: Float32Array | null, v: Float32Array | null, g: Float32Array, u: Float32Array | null,
+    b: Float32Array | null, bScale: Float32Array | null, T: number, n: number, r: number, dot: Float32Array | null,
+    z: Float32Array | null, bias: Float32Array | null): void;
 
   /**
    * Sparse × dense product for the dropout corrections of the fused adapter ops (src/peft/dora.ts, lora-linear.ts).

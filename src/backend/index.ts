@@ -8,7 +8,7 @@ import { jsBackend } from "./js/index.js";
 import { loadNativeBackend } from "./native/index.js";
 
 export type { AttentionLayout, Backend, BinaryOp, GemmForm, HeadStrides, UnaryOp } from "./backend.js";
-export { LOW_RANK_BACKWARD_MAX_RANK } from "./backend.js";
+export { LOW_RANK_MAX_RANK } from "./backend.js";
 
 let current: Backend | undefined;
 

@@ -6,7 +6,7 @@
  * sparse kernels on it (Backend.sparseGemm / sampledGemm) instead of rerunning them on x̃.
  */
 import { dropoutPositions, uninitF32, type Rng } from "../tensor/index.js";
-import { LOW_RANK_BACKWARD_MAX_RANK, getBackend, type GemmForm } from "../backend/index.js";
+import { LOW_RANK_MAX_RANK, getBackend, type GemmForm } from "../backend/index.js";
 
 /**
  * C (m×n) (+)= op(A)·op(B) on contiguous buffers: nn A m×k, B k×n; nt A m×k, B n×k; tn A k×m, B k×n.
@@ -28,7 +28,7 @@ export function gemmScaled(form: GemmForm, m: number, n: number, k: number, a: F
 /**
  * The backward's reductions over the output gradient g [T, out] of a fused adapter op, each only when asked:
  * gu = gᵀ·u [out, r], v = g·diag(bScale)·B [T, r] (B [out, r]), and DoRA's column dot Σ_t g ⊙ (z − bias) [out].
- * When both products are asked for (training) and r ≤ 16 they come from one pass over g (Backend.lowRankBackward,
+ * When both products are asked for (training) and r ≤ 16 they come from one pass over g (Backend.lowRankProducts,
  * the dot too): separately each is a pass of its own over a [T, out] buffer that is mostly out of cache by then.
  */
 export function lowRankGrads(g: Float32Array, u: Float32Array, B: Float32Array, bScale: Float32Array | null, T: number,
@@ -37,8 +37,8 @@ export function lowRankGrads(g: Float32Array, u: Float32Array, B: Float32Array, 
   const gu = want.gu ? new Float32Array(outF * r) : null, v = want.v ? new Float32Array(T * r) : null;
   const dot = want.dot ? new Float32Array(outF) : null;
   const be = getBackend();
-  if (gu && v && r <= LOW_RANK_BACKWARD_MAX_RANK) {
-    be.lowRankBackward(gu, v, g, u, B, bScale, T, outF, r, dot, want.dot?.z ?? null, want.dot?.bias ?? null);
+  if (gu && v && r <= LOW_RANK_MAX_RANK) {
+    be.lowRankProducts(gu, v, g, u, B, bScale, T, outF, r, dot, want.dot?.z ?? null, want.dot?.bias ?? null);
     return { gu, v, dot };
   }
   if (gu) gemm("tn", outF, r, T, g, u, gu, false);                  // gᵀ·u
@@ -105,6 +105,25 @@ export function scaleInPlace(y: Float32Array, s: number): void {
 }
 
 /**
+ * u = x·Aᵀ [T, r] for x [T, inF] and A [r, inF]: up to rank 16 in one pass over x with the ranks as the kernel's
+ * lanes (Backend.lowRankProducts with B = Aᵀ), where the GEMM half-fills its tile.
+ */
+function timesAT(x: Float32Array, Af: Float32Array, T: number, inF: number, r: number, u: Float32Array): void {
+  if (r > LOW_RANK_MAX_RANK) return gemm("nt", T, r, inF, x, Af, u, false);
+  const at = new Float32Array(inF * r);
+  for (let k = 0; k < r; k++) for (let j = 0; j < inF; j++) at[j * r + k] = Af[k * inF + j]!;
+  getBackend().lowRankProducts(null, u, x, null, at, null, T, inF, r, null, null, null);
+}
+
+/** d = vsᵀ·x [r, inF] for vs [T, r] and x [T, inF]: up to rank 16 as (xᵀ·vs)ᵀ in one pass over x (as timesAT). */
+function vsTimesX(vs: Float32Array, x: Float32Array, T: number, inF: number, r: number, d: Float32Array): void {
+  if (r > LOW_RANK_MAX_RANK) return gemm("tn", r, inF, T, vs, x, d, false);
+  const dt = new Float32Array(inF * r);
+  getBackend().lowRankProducts(dt, null, x, vs, null, null, T, inF, r, null, null, null);
+  for (let k = 0; k < r; k++) for (let j = 0; j < inF; j++) d[k * inF + j] = dt[j * r + k]!;
+}
+
+/**
  * The low-rank input of a fused adapter op: draws the dropout mask (when dropout is on) and computes
  * u = s·x̃Aᵀ [T, r]. Sparse path: x̃Aᵀ = keep·(xAᵀ − S·Aᵀ), S = x at the dropped positions (no x̃ is built);
  * dense path: the GEMM on x̃. The drops come back for the backward pass.
@@ -114,11 +133,11 @@ export function lowRankInput(xf: Float32Array, Af: Float32Array, T: number, inF:
   const drops = dropout ? drawDrops(T, inF, dropout.p, dropout.rng, sparseMaxP) : null;
   const u = new Float32Array(T * r);
   if (drops && !drops.sparse) {
-    gemm("nt", T, r, inF, dropInput(uninitF32(xf.length), xf, drops, T, inF), Af, u, false);
+    timesAT(dropInput(uninitF32(xf.length), xf, drops, T, inF), Af, T, inF, r, u);
     scaleInPlace(u, s);
     return { u, drops };
   }
-  gemm("nt", T, r, inF, xf, Af, u, false);                                     // x·Aᵀ
+  timesAT(xf, Af, T, inF, r, u);                                               // x·Aᵀ
   if (drops) getBackend().sparseGemm("nt", u, -1, null, xf, drops.rowPtr, drops.cols, T, r, inF, Af, 0, true); // − S·Aᵀ
   scaleInPlace(u, drops ? s * drops.keep : s);
   return { u, drops };
@@ -131,10 +150,10 @@ export function lowRankInput(xf: Float32Array, Af: Float32Array, T: number, inF:
 export function lowRankGradA(vs: Float32Array, xf: Float32Array, drops: Drops | null, T: number, inF: number, r: number): Float32Array {
   const d = new Float32Array(r * inF);
   if (drops && !drops.sparse) {
-    gemm("tn", r, inF, T, vs, dropInput(uninitF32(xf.length), xf, drops, T, inF), d, false);
+    vsTimesX(vs, dropInput(uninitF32(xf.length), xf, drops, T, inF), T, inF, r, d);
     return d;
   }
-  gemm("tn", r, inF, T, vs, xf, d, false);                     // vsᵀ·x
+  vsTimesX(vs, xf, T, inF, r, d);                              // vsᵀ·x
   if (!drops) return d;
   const { rowPtr, cols, keep } = drops;
   const corr = new Float64Array(inF * r);                      // Cᵀ [in, r]

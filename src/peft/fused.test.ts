@@ -72,6 +72,12 @@ describe("fused adapter ops match the generic graph", () => {
     Object.assign(dropoutTuning, saved);
     const g = run(c, true);
     const names = c.noDx ? ["y", "dA", "dB", "dm"] : ["y", "dx", "dA", "dB", "dm"];
-    f.forEach((t, i) => expectClose(t, g[i]!.f32(), `${JSON.stringify(c)} ${names[i]}`, { rtol: 1e-4, atol: 1e-5 }));
+    // atol relative to the tensor's scale: an element that cancels to near zero (a dA entry of 0.007 where dA's
+    // entries reach ~160 at the 70×130 size) differs by float32 rounding between two summation orders (the fused
+    // op's rank kernel against the generic graph's GEMM: 4.6e-5 there, 3e-7 of the scale)
+    f.forEach((t, i) => {
+      const ref = g[i]!.f32(), scale = ref.reduce((m, v) => Math.max(m, Math.abs(v)), 1);
+      expectClose(t, ref, `${JSON.stringify(c)} ${names[i]}`, { rtol: 1e-4, atol: 1e-5 * scale });
+    });
   });
 });

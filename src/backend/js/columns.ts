@@ -17,26 +17,30 @@ export function columnDot(out: Float32Array, g: Float32Array, z: Float32Array, b
   out.set(acc);
 }
 
-export function lowRankBackward(gu: Float32Array, v: Float32Array, g: Float32Array, u: Float32Array, b: Float32Array,
-  bScale: Float32Array | null, T: number, out: number, r: number, dot: Float32Array | null, z: Float32Array | null,
-  bias: Float32Array | null): void {
-  const acc = new Float64Array(out * r);
+export function lowRankProducts(gu: Float32Array | null, v: Float32Array | null, g: Float32Array, u: Float32Array | null,
+  b: Float32Array | null, bScale: Float32Array | null, T: number, n: number, r: number, dot: Float32Array | null,
+  z: Float32Array | null, bias: Float32Array | null): void {
+  if (!gu !== !u || !v !== !b || !dot !== !z || (bias && !dot)) {
+    throw new Error("lowRankProducts: gu goes with u, v with b, dot with z, and bias only with dot");
+  }
+  const acc = new Float64Array(gu ? n * r : 0);
   for (let t = 0; t < T; t++) {
-    for (let k = 0; k < r; k++) {
-      let s = 0;
-      for (let i = 0; i < out; i++) s += g[t * out + i]! * (bScale ? Math.fround(b[i * r + k]! * bScale[i]!) : b[i * r + k]!);
-      v[t * r + k] = s;
+    if (v && b) {
+      for (let k = 0; k < r; k++) {
+        let s = 0;
+        for (let i = 0; i < n; i++) s += g[t * n + i]! * (bScale ? Math.fround(b[i * r + k]! * bScale[i]!) : b[i * r + k]!);
+        v[t * r + k] = s;
+      }
     }
-    for (let i = 0; i < out; i++) {
-      const gi = g[t * out + i]!;
-      for (let k = 0; k < r; k++) acc[i * r + k] = acc[i * r + k]! + gi * u[t * r + k]!;
+    if (u) {
+      for (let i = 0; i < n; i++) {
+        const gi = g[t * n + i]!;
+        for (let k = 0; k < r; k++) acc[i * r + k] = acc[i * r + k]! + gi * u[t * r + k]!;
+      }
     }
   }
-  gu.set(acc);
-  if (dot) {
-    if (!z) throw new Error("lowRankBackward: z is required with dot");
-    columnDot(dot, g, z, bias, T, out);
-  }
+  gu?.set(acc);
+  if (dot) columnDot(dot, g, z!, bias, T, n);
 }
 
 export function doraNormTerms(out: Float64Array, w: Float32Array, wOff: number, rowStride: number, colStride: number,

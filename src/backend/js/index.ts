@@ -7,7 +7,7 @@ import { maxRows, sumCols, sumRows } from "./reduce.js";
 import { crossEntropyBackward, crossEntropyForward, softmaxBackward, softmaxForward } from "./softmax.js";
 import { layerNormBackward, layerNormForward, rmsNormBackward, rmsNormForward } from "./norm.js";
 import { attentionBackward, attentionForward, rope } from "./attention.js";
-import { columnDot, columnScale, doraNormTerms, lowRankBackward } from "./columns.js";
+import { columnDot, columnScale, doraNormTerms, lowRankProducts } from "./columns.js";
 import { sampledGemm, sparseGemm, sparseGemmDot } from "./sparse.js";
 import { adamwStep, col2im, embeddingBackward, embeddingForward, im2col } from "./misc.js";
 
@@ -17,5 +17,5 @@ export const jsBackend: Backend = {
   softmaxForward, softmaxBackward, crossEntropyForward, crossEntropyBackward,
   rmsNormForward, rmsNormBackward, layerNormForward, layerNormBackward,
   rope, attentionForward, attentionBackward, embeddingForward, embeddingBackward, im2col, col2im, adamwStep,
-  columnScale, columnDot, doraNormTerms, lowRankBackward, sparseGemm, sparseGemmDot, sampledGemm,
+  columnScale, columnDot, doraNormTerms, lowRankProducts, sparseGemm, sparseGemmDot, sampledGemm,
 };

@@ -51,8 +51,9 @@ export interface NativeAddon {
     rows: number, cols: number, ignoreIndex: number, scaleRows: Float32Array | null, scale: number): void;
   columnScale(out: Float32Array, x: Float32Array, scale: Float32Array, offset: number, bias: Float32Array | null, rows: number, cols: number): void;
   columnDot(out: Float32Array, g: Float32Array, z: Float32Array, bias: Float32Array | null, rows: number, cols: number): void;
-  lowRankBackward(gu: Float32Array, v: Float32Array, g: Float32Array, u: Float32Array, b: Float32Array, bScale: Float32Array | null,
-    T: number, out: number, r: number, dot: Float32Array | null, z: Float32Array | null, bias: Float32Array | null): void;
+  lowRankProducts(gu: Float32Array | null, v: Float32Array | null, g: Float32Array, u: Float32Array | null, b: Float32Array | null,
+    bScale: Float32Array | null, T: number, n: number, r: number, dot: Float32Array | null, z: Float32Array | null,
+    bias: Float32Array | null): void;
   doraNormTerms(out: Float64Array, w: Float32Array, wOff: number, rowStride: number, colStride: number, a: Float32Array, b: Float32Array, s: number,
     rows: number, cols: number, r: number): void;
   /** Backend.sparseGemm; form 0 nn, 1 nt. */

@@ -118,58 +118,66 @@ describe("native doraNormTerms matches the js spec", () => {
   });
 });
 
-describe("native lowRankBackward matches the js spec", () => {
+describe("native lowRankProducts matches the js spec", () => {
   const addon = loadAddon(), defaultIsa = addon.isa(), defaultThreads = addon.numThreads();
   afterAll(() => { addon.setIsa(defaultIsa); addon.setNumThreads(defaultThreads); });
   const isas = ["avx512", "avx2", "portable"].filter((i) => addon.setIsa(i));
   addon.setIsa(defaultIsa);
-  // T around the 4-row blocks and the row chunks (at most 8 of ≥ 32 rows), out around the 16-wide groups, r up to 16
+  // T around the 8-row blocks and the row chunks (at most 8 of ≥ 32 rows), n around 16, r up to 16
   const shapes: Array<[number, number, number]> = [[1, 1, 1], [3, 17, 5], [37, 45, 16], [130, 301, 16], [67, 40, 8], [301, 33, 16]];
   const abs = (v: Float32Array): Float32Array => v.map(Math.abs);
-  /** Runs both backends; every gu, v and dot element within 1e-5 of the same sums over absolute values. */
-  function compare(T: number, out: number, r: number, bScale: Float32Array | null, bias: Float32Array | null | undefined): Float32Array[] {
-    const g = lcgArray(T * out, 31), u = lcgArray(T * r, 32), b = lcgArray(out * r, 33), z = lcgArray(T * out, 34);
-    const withDot = bias !== undefined;
-    const run = (be: typeof jsBackend, gg = g, uu = u, bb = b, zz = z, sc = bScale, bi = bias ?? null) => {
-      const gu = new Float32Array(out * r).fill(NaN), v = new Float32Array(T * r).fill(NaN);
-      const dot = withDot ? new Float32Array(out).fill(NaN) : null;
-      be.lowRankBackward(gu, v, gg, uu, bb, sc, T, out, r, dot, withDot ? zz : null, withDot ? bi : null);
-      return [gu, v, dot ?? new Float32Array(0)];
+  interface Want { gu: boolean; v: boolean; scale: boolean; dot: "none" | "plain" | "bias" }
+  /** Runs both backends; every output asked for within 1e-5 of the same sums over absolute values. */
+  function compare(T: number, n: number, r: number, w: Want): Float32Array[] {
+    const g = lcgArray(T * n, 31), u = lcgArray(T * r, 32), b = lcgArray(n * r, 33), z = lcgArray(T * n, 34);
+    const sc = w.scale ? lcgArray(n, 35) : null, bias = w.dot === "bias" ? lcgArray(n, 36) : null;
+    const run = (be: typeof jsBackend, gg = g, uu = u, bb = b, zz = z, ss = sc, bi = bias) => {
+      const gu = w.gu ? new Float32Array(n * r).fill(NaN) : null, v = w.v ? new Float32Array(T * r).fill(NaN) : null;
+      const dot = w.dot !== "none" ? new Float32Array(n).fill(NaN) : null;
+      be.lowRankProducts(gu, v, gg, w.gu ? uu : null, w.v ? bb : null, ss, T, n, r, dot, dot ? zz : null, dot ? bi : null);
+      return [gu ?? new Float32Array(0), v ?? new Float32Array(0), dot ?? new Float32Array(0)];
     };
     const got = run(native), want = run(jsBackend);
     // the bound: the same sums over |g|, |u|, |B|, |scale|, |z| + |bias|
-    const zb = withDot && bias ? Float32Array.from(z, (x, o) => Math.abs(x) + Math.abs(bias[o % out]!)) : abs(z);
-    const bound = run(jsBackend, abs(g), abs(u), abs(b), zb, bScale && abs(bScale), null);
+    const zb = bias ? Float32Array.from(z, (x, o) => Math.abs(x) + Math.abs(bias[o % n]!)) : abs(z);
+    const bound = run(jsBackend, abs(g), abs(u), abs(b), zb, sc && abs(sc), null);
     ["gu", "v", "dot"].forEach((name, q) => {
       for (let i = 0; i < want[q]!.length; i++) {
         if (!(Math.abs(got[q]![i]! - want[q]![i]!) <= 1e-5 * bound[q]![i]! + 1e-30))
-          throw new Error(`T ${T} out ${out} r ${r}: ${name}[${i}] native ${got[q]![i]}, js ${want[q]![i]}, bound ${bound[q]![i]}`);
+          throw new Error(`T ${T} n ${n} r ${r} ${JSON.stringify(w)}: ${name}[${i}] native ${got[q]![i]}, js ${want[q]![i]}, bound ${bound[q]![i]}`);
       }
     });
     return got;
   }
+  const wants: Want[] = [
+    { gu: true, v: true, scale: false, dot: "none" },  // LoRA's backward: gᵀ·u and g·B
+    { gu: true, v: true, scale: true, dot: "bias" },   // DoRA's: g·diag(c)·B and the column dot of g and z − bias
+    { gu: true, v: true, scale: true, dot: "plain" },
+    { gu: true, v: false, scale: false, dot: "none" }, // dA's x̃ᵀ·vs
+    { gu: false, v: true, scale: false, dot: "none" }, // the forward's x̃·Aᵀ
+    { gu: false, v: true, scale: true, dot: "plain" },
+  ];
   it.each(isas.flatMap((isa) => [1, 2].flatMap((threads) => shapes.map((sh) => [isa, threads, ...sh] as const))))(
-    "%s, %i thread(s): T %i out %i r %i", (isa, threads, T, out, r) => {
+    "%s, %i thread(s): T %i n %i r %i", (isa, threads, T, n, r) => {
       addon.setIsa(isa);
       addon.setNumThreads(threads);
-      const sc = lcgArray(out, 35), bias = lcgArray(out, 36);
-      compare(T, out, r, null, undefined);   // LoRA: gᵀ·u and g·B
-      compare(T, out, r, sc, null);          // DoRA: g·diag(c)·B and the column dot of g and z
-      compare(T, out, r, sc, bias);          // ... of g and z − bias
+      for (const w of wants) compare(T, n, r, w);
     });
   it("1, 2 and 5 threads give the same bits (several row chunks, a ragged last one)", () => {
     const runs: Float32Array[][] = [];
     for (const n of [1, 2, 5]) {
       addon.setNumThreads(n);
-      runs.push(compare(301, 130, 16, lcgArray(130, 37), lcgArray(130, 38)));
+      runs.push(compare(301, 130, 16, { gu: true, v: true, scale: true, dot: "bias" }));
     }
     for (const run of runs.slice(1)) run.forEach((a, q) => expect(firstDifference(a, runs[0]![q]!)).toBe(-1));
   });
   it("checks its operands", () => {
     const f = (n: number): Float32Array => new Float32Array(n);
-    expect(() => native.lowRankBackward(f(34), f(34), f(4), f(34), f(34), null, 2, 2, 17, null, null, null)).toThrow(/r must be at most 16/);
-    expect(() => native.lowRankBackward(f(6), f(6), f(5), f(6), f(6), null, 2, 3, 2, null, null, null)).toThrow(/g has 5 elements, needs 6/);
-    expect(() => native.lowRankBackward(f(6), f(4), f(6), f(4), f(6), null, 2, 3, 2, f(3), null, null)).toThrow(/z must be a Float32Array/);
-    expect(() => native.lowRankBackward(f(6), f(4), f(6), f(4), f(6), null, 2, 3, 2, null, f(6), null)).toThrow(/z and bias go with dot/);
+    expect(() => native.lowRankProducts(f(34), f(34), f(4), f(34), f(34), null, 2, 2, 17, null, null, null)).toThrow(/r must be at most 16/);
+    expect(() => native.lowRankProducts(f(6), f(6), f(5), f(6), f(6), null, 2, 3, 2, null, null, null)).toThrow(/g has 5 elements, needs 6/);
+    expect(() => native.lowRankProducts(f(6), f(4), f(6), f(4), f(6), null, 2, 3, 2, f(3), null, null)).toThrow(/dot with z/);
+    expect(() => native.lowRankProducts(f(6), f(4), f(6), f(4), f(6), null, 2, 3, 2, null, f(6), null)).toThrow(/dot with z/);
+    expect(() => native.lowRankProducts(f(6), null, f(6), f(4), f(6), null, 2, 3, 2, null, null, null)).toThrow(/v with b/);
+    expect(() => jsBackend.lowRankProducts(null, null, f(6), f(4), null, null, 2, 3, 2, null, null, null)).toThrow(/gu goes with u/);
   });
 });

@@ -5,7 +5,7 @@
  * so a bad call throws an Error naming the kernel instead of reading out of bounds. Threading is the addon's pool
  * (DORA_NUM_THREADS, setNumThreads).
  */
-import { LOW_RANK_BACKWARD_MAX_RANK, type Backend, type BinaryOp, type HeadStrides, type UnaryOp } from "../backend.js";
+import { LOW_RANK_MAX_RANK, type Backend, type BinaryOp, type HeadStrides, type UnaryOp } from "../backend.js";
 import { jsBackend } from "../js/index.js";
 import { checkGemm, loadAddon, nativeGemm } from "./addon.js";
 import { binaryFast, isFlat } from "./fastpath.js";
@@ -206,16 +206,17 @@ export function loadNativeBackend(): Backend {
       checkArrays("columnDot", sizes, cols, { out, bias }, ["bias"]);
       addon.columnDot(out, g, z, bias, rows, cols);
     },
-    lowRankBackward(gu, v, g, u, b, bScale, T, out, r, dot, z, bias) {
-      const sizes = checkCounts("lowRankBackward", { T, out, r });
-      if (r > LOW_RANK_BACKWARD_MAX_RANK) throw new Error(`native lowRankBackward(${sizes}): r must be at most ${LOW_RANK_BACKWARD_MAX_RANK}`);
-      checkArrays("lowRankBackward", sizes, T * out, { g });
-      checkArrays("lowRankBackward", sizes, T * r, { u, v });
-      checkArrays("lowRankBackward", sizes, out * r, { b, gu });
-      checkArrays("lowRankBackward", sizes, out, { bScale, dot, bias }, ["bScale", "dot", "bias"]);
-      if (dot) checkArrays("lowRankBackward", sizes, T * out, { z });
-      else if (z || bias) throw new Error(`native lowRankBackward(${sizes}): z and bias go with dot`);
-      addon.lowRankBackward(gu, v, g, u, b, bScale, T, out, r, dot, z, bias);
+    lowRankProducts(gu, v, g, u, b, bScale, T, n, r, dot, z, bias) {
+      const sizes = checkCounts("lowRankProducts", { T, n, r });
+      if (r > LOW_RANK_MAX_RANK) throw new Error(`native lowRankProducts(${sizes}): r must be at most ${LOW_RANK_MAX_RANK}`);
+      if (!gu !== !u || !v !== !b || !dot !== !z || (bias && !dot)) {
+        throw new Error(`native lowRankProducts(${sizes}): gu goes with u, v with b, dot with z, and bias only with dot`);
+      }
+      checkArrays("lowRankProducts", sizes, T * n, { g, z }, ["z"]);
+      checkArrays("lowRankProducts", sizes, T * r, { u, v }, ["u", "v"]);
+      checkArrays("lowRankProducts", sizes, n * r, { b, gu }, ["b", "gu"]);
+      checkArrays("lowRankProducts", sizes, n, { bScale, dot, bias }, ["bScale", "dot", "bias"]);
+      addon.lowRankProducts(gu, v, g, u, b, bScale, T, n, r, dot, z, bias);
     },
     doraNormTerms(out, w, wOff, rowStride, colStride, a, b, s, rows, cols, r) {
       const sizes = checkCounts("doraNormTerms", { rows, cols, r, wOff, rowStride, colStride });
