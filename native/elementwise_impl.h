@@ -344,6 +344,25 @@ inline void low_rank_rows_x(const float* g, const float* u, int64_t r, const flo
     for (int x = 0; x < NB; x++) _mm512_mask_storeu_ps(v + (t + x) * r, rm, vacc[x]);
 }
 
+// dacc[i] += Σ_{x<nb} g[t+x, i]·(z[t+x, i] − bias[i]) in float64, rows in order: column_dot_rows' sums, with each
+// 8-column slice of dacc loaded once for the block's rows instead of once per row.
+inline void column_dot_block(double* dacc, const float* g, const float* z, const float* bias, int64_t t, int nb, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m512d a = _mm512_loadu_pd(dacc + i);
+    const __m512d bi = bias ? _mm512_cvtps_pd(_mm256_loadu_ps(bias + i)) : _mm512_setzero_pd();
+    for (int x = 0; x < nb; x++) {
+      const __m512d gv = _mm512_cvtps_pd(_mm256_loadu_ps(g + (t + x) * n + i));
+      const __m512d zv = _mm512_cvtps_pd(_mm256_loadu_ps(z + (t + x) * n + i));
+      a = _mm512_fmadd_pd(gv, _mm512_sub_pd(zv, bi), a);
+    }
+    _mm512_storeu_pd(dacc + i, a);
+  }
+  for (; i < n; i++)
+    for (int x = 0; x < nb; x++)
+      dacc[i] += static_cast<double>(g[(t + x) * n + i]) * (static_cast<double>(z[(t + x) * n + i]) - (bias ? bias[i] : 0.0));
+}
+
 template <int NB>
 inline void low_rank_rows_any(const float* g, const float* u, int64_t r, const float* bq, int64_t n, int64_t t,
                               float* v, float* gut) {
@@ -385,7 +404,11 @@ void low_rank_products_rows(const float* g, const float* u, int64_t r, const flo
         for (int64_t k = 0; k < r; k++) v[(tb + x) * r + k] = vs[k];
     }
 #endif
+#ifdef __AVX512F__
+    if (dacc) column_dot_block(dacc, g, z, bias, tb, nb, n);
+#else
     if (dacc) column_dot_rows(dacc, g, z, bias, tb, tb + nb, n);
+#endif
   }
 }
 
