@@ -389,6 +389,7 @@ void low_rank_products_rows(const float* g, const float* u, int64_t r, const flo
     if (nb == TB) low_rank_rows_any<TB>(g, u, r, bq, n, tb, v, gut);
     else
       for (int x = 0; x < nb; x++) low_rank_rows_any<1>(g, u, r, bq, n, tb + x, v, gut);
+    if (dacc) column_dot_block(dacc, g, z, bias, tb, nb, n);
 #else
     for (int x = 0; x < nb && (v || gut); x++) {
       const float* gr = g + (tb + x) * n;
@@ -403,10 +404,6 @@ void low_rank_products_rows(const float* g, const float* u, int64_t r, const flo
       if (v)
         for (int64_t k = 0; k < r; k++) v[(tb + x) * r + k] = vs[k];
     }
-#endif
-#ifdef __AVX512F__
-    if (dacc) column_dot_block(dacc, g, z, bias, tb, nb, n);
-#else
     if (dacc) column_dot_rows(dacc, g, z, bias, tb, tb + nb, n);
 #endif
   }

@@ -105,11 +105,17 @@ export function scaleInPlace(y: Float32Array, s: number): void {
 }
 
 /**
+ * Below this many rows the rank kernel's set-up (a transposed copy of A for the forward) costs more than it saves;
+ * token-by-token generation (T = 1) keeps the GEMM's GEMV path.
+ */
+const RANK_KERNEL_MIN_ROWS = 32;
+
+/**
  * u = x·Aᵀ [T, r] for x [T, inF] and A [r, inF]: up to rank 16 in one pass over x with the ranks as the kernel's
  * lanes (Backend.lowRankProducts with B = Aᵀ), where the GEMM half-fills its tile.
  */
 function timesAT(x: Float32Array, Af: Float32Array, T: number, inF: number, r: number, u: Float32Array): void {
-  if (r > LOW_RANK_MAX_RANK) return gemm("nt", T, r, inF, x, Af, u, false);
+  if (r > LOW_RANK_MAX_RANK || T < RANK_KERNEL_MIN_ROWS) return gemm("nt", T, r, inF, x, Af, u, false);
   const at = new Float32Array(inF * r);
   for (let k = 0; k < r; k++) for (let j = 0; j < inF; j++) at[j * r + k] = Af[k * inF + j]!;
   getBackend().lowRankProducts(null, u, x, null, at, null, T, inF, r, null, null, null);
@@ -117,7 +123,7 @@ function timesAT(x: Float32Array, Af: Float32Array, T: number, inF: number, r: n
 
 /** d = vsᵀ·x [r, inF] for vs [T, r] and x [T, inF]: up to rank 16 as (xᵀ·vs)ᵀ in one pass over x (as timesAT). */
 function vsTimesX(vs: Float32Array, x: Float32Array, T: number, inF: number, r: number, d: Float32Array): void {
-  if (r > LOW_RANK_MAX_RANK) return gemm("tn", r, inF, T, vs, x, d, false);
+  if (r > LOW_RANK_MAX_RANK || T < RANK_KERNEL_MIN_ROWS) return gemm("tn", r, inF, T, vs, x, d, false);
   const dt = new Float32Array(inF * r);
   getBackend().lowRankProducts(dt, null, x, vs, null, null, T, inF, r, null, null, null);
   for (let k = 0; k < r; k++) for (let j = 0; j < inF; j++) d[k * inF + j] = dt[j * r + k]!;
