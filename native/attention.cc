@@ -179,41 +179,6 @@ void attention_backward(const AttentionArgs& a) {
   parallel_run(static_cast<int>(a.b * a.hkv), backward_task, const_cast<AttentionArgs*>(&a));
 }
 
-namespace {
-
-// Rope on token rows [r0, r1) of the b·s (batch, position) rows, every head of a row in turn: a [B, S, H, D]
-// buffer (q or k projected, viewed as heads) is then read and written front to back. Walking one head down all
-// positions instead strode through it by H·D floats and ran 2-5× slower in a training step.
-void rope_rows(float* out, HeadStrides os, const float* x, HeadStrides xs, const float* cos, const float* sin,
-               int64_t h, int64_t s, int64_t d, bool inverse, int64_t r0, int64_t r1) {
-  // Per pair (i, j = i + D/2) the matrix [[c_i, −s_i], [s_j, c_j]]; `inverse` applies its transpose. float64
-  // arithmetic like the spec.
-  const int64_t half = d / 2;
-  for (int64_t r = r0; r < r1; r++) {
-    const int64_t bi = r / s, t = r % s;
-    const float *c = cos + t * d, *sn = sin + t * d;
-    for (int64_t hi = 0; hi < h; hi++) {
-      const float* xr = x + bi * xs.b + hi * xs.h + t * xs.s;
-      float* o = out + bi * os.b + hi * os.h + t * os.s;
-      if (inverse) {
-        for (int64_t i = 0; i < half; i++) {
-          const double x1 = xr[i], x2 = xr[i + half];
-          o[i] = static_cast<float>(x1 * c[i] + x2 * sn[i + half]);
-          o[i + half] = static_cast<float>(x2 * c[i + half] - x1 * sn[i]);
-        }
-      } else {
-        for (int64_t i = 0; i < half; i++) {
-          const double x1 = xr[i], x2 = xr[i + half];
-          o[i] = static_cast<float>(x1 * c[i] - x2 * sn[i]);
-          o[i + half] = static_cast<float>(x2 * c[i + half] + x1 * sn[i + half]);
-        }
-      }
-    }
-  }
-}
-
-}  // namespace
-
 void rope(float* out, HeadStrides os, const float* x, HeadStrides xs, const float* cos, const float* sin,
           int64_t b, int64_t h, int64_t s, int64_t d, bool inverse) {
   if (b <= 0 || h <= 0 || s <= 0 || d <= 0) return;
@@ -226,7 +191,9 @@ void rope(float* out, HeadStrides os, const float* x, HeadStrides xs, const floa
   const int64_t tasks = std::min<int64_t>(ctx.rows, num_threads());
   const auto task = [](void* p, int t, int nt) {
     const Ctx& c = *static_cast<const Ctx*>(p);
-    rope_rows(c.out, c.os, c.x, c.xs, c.cos, c.sin, c.h, c.s, c.d, c.inverse, c.rows * t / nt, c.rows * (t + 1) / nt);
+    const int64_t os[3] = {c.os.b, c.os.h, c.os.s}, xs[3] = {c.xs.b, c.xs.h, c.xs.s};
+    elementwise().rope_rows(c.out, os, c.x, xs, c.cos, c.sin, c.h, c.s, c.d, c.inverse, c.rows * t / nt,
+                            c.rows * (t + 1) / nt);
   };
   if (tasks <= 1 || s * d * b * h < (1 << 15)) task(&ctx, 0, 1);  // too little work for the pool hand-off
   else parallel_run(static_cast<int>(tasks), task, &ctx);

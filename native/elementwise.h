@@ -46,6 +46,10 @@ struct ElementwiseKernels {
   void (*dora_norm_terms_rows)(double* out, const float* w, int64_t si, int64_t sp, const float* at, int64_t rp,
                                const float* b, const double* aat, double s, int64_t i0, int64_t i1, int64_t cols,
                                int64_t r);
+  // attention.h's rope on token rows [r0, r1) of the b·s (batch, position) rows, every head of a row in turn; os / xs
+  // are the element strides (batch, head, seq) of out and x, whose D elements are contiguous.
+  void (*rope_rows)(float* out, const int64_t* os, const float* x, const int64_t* xs, const float* cos, const float* sin,
+                    int64_t h, int64_t s, int64_t d, bool inverse, int64_t r0, int64_t r1);
 };
 
 const ElementwiseKernels& elementwise();
