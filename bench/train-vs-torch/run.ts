@@ -4,9 +4,11 @@
  * modes full / LoRA / DoRA (r 16, alpha 32, q,k,v,o,gate,up,down), threads 1 and 2. Weights, token ids and the
  * adapters' A (B = 0, PEFT's init) are generated here with a seed and written as safetensors that reference.py reads.
  * Every (impl, mode, threads) run is its own process (peak RSS is its own); impls alternate A B A B per config;
- * tokens/s from the median step time of all measured steps (after 2 warm-ups per process).
+ * tokens/s from the median step time of all measured steps (after 2 warm-ups per process). The table is followed by
+ * the ratios between our own configurations (DoRA ÷ LoRA, 2 threads ÷ 1) measured step by step in one process
+ * (`childPaired`), where the neighbours' load on this shared machine cancels out of each ratio (skip: --skip-paired).
  *
- *   npm run bench:train -- [--json] [--only dora-ts|torch] [--quick] [--steps 5] [--rounds 2] [--threads 1,2] [--modes full,lora,dora]
+ *   npm run bench:train -- [--json] [--only dora-ts|torch] [--quick] [--steps 5] [--rounds 2] [--threads 1,2] [--modes full,lora,dora] [--skip-paired]
  */
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync } from "node:fs";
@@ -16,6 +18,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { Rng, Tensor, allocationMark, randUniform } from "../../src/tensor/index.js";
 import { getBackend } from "../../src/backend/index.js";
+import { setNumThreads } from "../../src/backend/native/index.js";
 import { parseModelConfig } from "../../src/models/config.js";
 import { loadModelFromDir, randomModel, saveModel } from "../../src/models/auto.js";
 import { writeSafetensors, SafetensorsFile, type TensorToWrite } from "../../src/io/index.js";
@@ -29,6 +32,7 @@ const { values: args } = parseArgs({ options: {
   steps: { type: "string" }, warmup: { type: "string", default: "2" }, rounds: { type: "string" },
   threads: { type: "string", default: "1,2" }, modes: { type: "string", default: "full,lora,dora" },
   child: { type: "string" }, dir: { type: "string" }, mode: { type: "string", default: "dora" },
+  "skip-paired": { type: "boolean", default: false },
 } });
 
 type Mode = "full" | "lora" | "dora";
@@ -69,10 +73,8 @@ function prepare(dir: string): void {
   writeSafetensors(join(dir, "inputs.safetensors"), tensors);
 }
 
-/** One dora-ts run in this process: prints {"impl","mode","threads","step_s","tokens","peak_rss_mib","loss0"}. */
-function childOurs(dir: string, mode: Mode, threads: number): void {
-  const inputs = SafetensorsFile.openSync(join(dir, "inputs.safetensors"));
-  const ids = new Tensor(inputs.readInt32("input_ids"), [SIZE.batch, SIZE.seq]);
+/** A dora-ts model of `mode` on the bench's weights and adapters, with its AdamW, and one timed training step. */
+function ourStep(dir: string, mode: Mode, ids: Tensor, inputs: SafetensorsFile): { model: Module; step: () => { ms: number; loss: number } } {
   const model = loadModelFromDir(dir);
   model.train();
   if (mode === "full") model.requiresGrad_(true);
@@ -85,25 +87,65 @@ function childOurs(dir: string, mode: Mode, threads: number): void {
     }
     peft.train();
   }
-  instrumentModules(model as unknown as Module);
   const params = model.namedParameters().filter(([, t]) => t.requiresGrad).map(([name, tensor]) => ({ name, tensor }));
   const opt = new AdamW(params, { lr: 1e-4 });
+  return {
+    model: model as unknown as Module,
+    step: () => {
+      const t0 = performance.now();
+      const mark = allocationMark();
+      const loss = model.loss(ids);
+      const lv = loss.item();
+      loss.backward(undefined, { releaseActivationsSince: mark });
+      profileSpan("optimizer", () => { opt.step(); opt.zeroGrad(); });
+      profileStep();
+      return { ms: performance.now() - t0, loss: lv };
+    },
+  };
+}
+
+function benchInputs(dir: string): { ids: Tensor; inputs: SafetensorsFile } {
+  const inputs = SafetensorsFile.openSync(join(dir, "inputs.safetensors"));
+  return { ids: new Tensor(inputs.readInt32("input_ids"), [SIZE.batch, SIZE.seq]), inputs };
+}
+
+/** One dora-ts run in this process: prints {"impl","mode","threads","step_s","tokens","peak_rss_mib","loss0"}. */
+function childOurs(dir: string, mode: Mode, threads: number): void {
+  const { ids, inputs } = benchInputs(dir);
+  const { model, step } = ourStep(dir, mode, ids, inputs);
+  instrumentModules(model);
   const times: number[] = [];
   let loss0 = NaN;
   for (let i = 0; i < WARMUP + STEPS; i++) {
-    const t0 = performance.now();
-    const mark = allocationMark();
-    const loss = model.loss(ids);
-    const lv = loss.item();
-    loss.backward(undefined, { releaseActivationsSince: mark });
-    profileSpan("optimizer", () => { opt.step(); opt.zeroGrad(); });
-    profileStep();
-    if (i === 0) loss0 = lv;
+    const { ms, loss } = step();
+    if (i === 0) loss0 = loss;
     if (i === WARMUP - 1) resetProfile(); // DORA_PROFILE tables cover the measured steps only
-    if (i >= WARMUP) times.push((performance.now() - t0) / 1000);
+    if (i >= WARMUP) times.push(ms / 1000);
   }
   console.log(JSON.stringify({ impl: "dora-ts", mode, threads, step_s: times, tokens: SIZE.batch * SIZE.seq,
     peak_rss_mib: process.resourceUsage().maxRSS / 1024, loss0, backend: getBackend().name }));
+}
+
+/**
+ * The ratios between our own configurations (DoRA ÷ LoRA, 2 threads ÷ 1) measured in one process: every mode's
+ * model is built once, then each round runs one step of every (mode, threads) configuration back to back (the order
+ * reversed every other round), so a slow stretch of the shared machine lands on both sides of a ratio instead of on
+ * whichever process ran through it. Prints {"paired": {"<mode>@<threads>": [step ms per round], ...}}.
+ */
+function childPaired(dir: string, modes: Mode[], threadList: number[]): void {
+  if (getBackend().name !== "native") throw new Error("--paired needs the native backend (it switches thread counts)");
+  const { ids, inputs } = benchInputs(dir);
+  const steps = new Map(modes.map((m) => [m, ourStep(dir, m, ids, inputs).step]));
+  const configs = threadList.flatMap((t) => modes.map((m) => ({ m, t, key: `${m}@${t}` })));
+  const times: Record<string, number[]> = Object.fromEntries(configs.map((c) => [c.key, []]));
+  for (let round = 0; round < WARMUP + STEPS; round++) {
+    for (const c of round % 2 ? configs.slice().reverse() : configs) {
+      setNumThreads(c.t);
+      const { ms } = steps.get(c.m)!();
+      if (round >= WARMUP) times[c.key]!.push(ms);
+    }
+  }
+  console.log(JSON.stringify({ paired: times }));
 }
 
 interface RunOut { impl: Impl; mode: Mode; threads: number; step_s: number[]; tokens: number; peak_rss_mib: number; loss0: number }
@@ -150,7 +192,32 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 }
 
-if (args.child) {
+/** The paired child's table: per round, DoRA ÷ LoRA at each thread count and each mode's 1-thread ÷ n-thread step. */
+function pairedTable(dir: string, modes: Mode[], threadList: number[]): void {
+  const t = String(Math.max(...threadList));
+  const r = spawnSync(process.execPath, ["--import", "tsx", fileURLToPath(import.meta.url), ...(args.quick ? ["--quick"] : []),
+    "--child", "paired", "--dir", dir, "--modes", modes.join(","), "--threads", threadList.join(","), "--steps", String(STEPS * ROUNDS),
+    "--warmup", String(WARMUP)], { encoding: "utf8", env: { ...process.env, DORA_NUM_THREADS: t }, maxBuffer: 1 << 22 });
+  let times: Record<string, number[]>;
+  try { times = (JSON.parse((r.stdout ?? "").trim().split("\n").pop() ?? "") as { paired: Record<string, number[]> }).paired; } catch {
+    console.error(`paired run failed (exit ${r.status}): ${(r.stderr ?? "").slice(-800)}`);
+    return;
+  }
+  const rows: [string, number[]][] = [];
+  const ratios = (a: string, b: string) => times[a]!.map((x, i) => x / times[b]![i]!);
+  for (const th of threadList) if (times[`dora@${th}`] && times[`lora@${th}`]) rows.push([`DoRA ÷ LoRA step, ${th} thread(s)`, ratios(`dora@${th}`, `lora@${th}`)]);
+  const t1 = Math.min(...threadList);
+  for (const m of modes) for (const th of threadList) if (th !== t1) rows.push([`${m}: ${th} threads ÷ ${t1} (speed-up)`, ratios(`${m}@${t1}`, `${m}@${th}`)]);
+  console.log(`\npaired in one process (each round one step of every configuration back to back; ${STEPS * ROUNDS} rounds after ${WARMUP} warm-ups):`);
+  console.log("| measure | median | min – max |");
+  console.log("|---|---:|---:|");
+  for (const [name, xs] of rows) console.log(`| ${name} | ${median(xs).toFixed(3)} | ${Math.min(...xs).toFixed(2)} – ${Math.max(...xs).toFixed(2)} |`);
+  console.log(`median step ms: ${Object.entries(times).map(([k, v]) => `${k} ${median(v).toFixed(0)}`).join(", ")}`);
+}
+
+if (args.child === "paired") {
+  childPaired(args.dir!, args.modes.split(",") as Mode[], args.threads.split(",").map(Number));
+} else if (args.child) {
   childOurs(args.dir!, args.mode as Mode, Number(args.threads));
 } else {
   const dir = join(tmpdir(), `dora-ts-train-vs-torch-${args.quick ? "quick" : "full"}`);
@@ -193,5 +260,6 @@ if (args.child) {
       const l = rows.filter((r) => r.mode === mode).map((r) => r.loss0);
       if (l.length > 1 && Math.max(...l) - Math.min(...l) > 1e-3 * Math.abs(l[0]!)) console.log(`WARNING: ${mode}: initial losses differ: ${l.join(", ")}`);
     }
+    if (impls.includes("dora-ts") && !args["skip-paired"] && (modes.length > 1 || threadList.length > 1)) pairedTable(dir, modes, threadList);
   }
 }
