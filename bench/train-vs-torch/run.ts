@@ -133,7 +133,7 @@ function childOurs(dir: string, mode: Mode, threads: number): void {
  * whichever process ran through it. Prints {"paired": {"<mode>@<threads>": [step ms per round], ...}}.
  */
 function childPaired(dir: string, modes: Mode[], threadList: number[]): void {
-  if (getBackend().name !== "native") throw new Error("--paired needs the native backend (it switches thread counts)");
+  if (getBackend().name !== "native") throw new Error("bench:train paired run: needs the native backend (it switches thread counts); use --skip-paired");
   const { ids, inputs } = benchInputs(dir);
   const steps = new Map(modes.map((m) => [m, ourStep(dir, m, ids, inputs).step]));
   const configs = threadList.flatMap((t) => modes.map((m) => ({ m, t, key: `${m}@${t}` })));
