@@ -596,6 +596,19 @@ napi_value SampledGemm(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// sparseTransposedGemm(out: Float64Array, x, rowPtr, cols, rows, k, v, n)
+napi_value SparseTransposedGemm(napi_env env, napi_callback_info info) {
+  Args a(env, info, 8);
+  double* out = a.f64s(0);
+  const float* x = a.f32(1);
+  const int32_t *row_ptr = a.i32(2), *cols = a.i32(3);
+  const int64_t rows = a.i64(4), k = a.i64(5);
+  const float* v = a.f32(6);
+  const int64_t n = a.i64(7);
+  if (a.ok) dora::sparse_transposed_gemm(out, x, row_ptr, cols, rows, k, v, n);
+  return nullptr;
+}
+
 // Tensor buffers (ArrayBuffers: malloc'd, uninitialised for kernel outputs, src/tensor/buffer.ts) of a few MB are
 // allocated and freed by the hundred per training step. glibc serves such sizes by fresh mmaps or trims them off the
 // heap top on free, so each step re-faults its memory page by page (first touch measured ~3.5 ms per MB on these VMs).
@@ -639,6 +652,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"lowRankProducts", nullptr, LowRankProducts, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"doraNormTerms", nullptr, DoraNormTerms, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sparseGemm", nullptr, SparseGemm, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"sparseTransposedGemm", nullptr, SparseTransposedGemm, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sampledGemm", nullptr, SampledGemm, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sparseGemmDot", nullptr, SparseGemmDot, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"attentionForward", nullptr, AttentionForward, nullptr, nullptr, nullptr, napi_default, nullptr},

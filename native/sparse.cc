@@ -18,4 +18,18 @@ const SparseKernels& sparse() {
   return kSparsePortable;
 }
 
-}  // namespace dora
+void sparse_transposed_gemm(double* out, const float* x, const int32_t* row_ptr, const int32_t* cols, int64_t rows,
+                            int64_t k, const float* v, int64_t n) {
+  for (int64_t q = 0; q < k * n; q++) out[q] = 0.0;
+  for (int64_t t = 0; t < rows; t++) {
+    const float* vt = v + t * n;
+    for (int32_t e = row_ptr[t]; e < row_ptr[t + 1]; e++) {
+      const int64_t j = cols[e];
+      const double xv = x[t * k + j];
+      double* o = out + j * n;
+      for (int64_t i = 0; i < n; i++) o[i] += xv * static_cast<double>(vt[i]);  // exact product: FMA or not, same bits
+    }
+  }
+}
+
+}  // namespace dora}  // namespace dora

@@ -37,6 +37,12 @@ struct SparseKernels {
 
 const SparseKernels& sparse();
 
+// Backend.sparseTransposedGemm: out [k, n] (float64, written) = Sᵀ·v over the CSR pattern, S's values read from
+// x [rows, k], v [rows, n]; summed over rows, then entries, in order (the js spec's order: the same bits). One thread:
+// entries of different rows land on the same output rows, and the work is ~p·k·n per row (a few µs per token).
+void sparse_transposed_gemm(double* out, const float* x, const int32_t* row_ptr, const int32_t* cols, int64_t rows,
+                            int64_t k, const float* v, int64_t n);
+
 extern const SparseKernels kSparsePortable;
 #ifdef DORA_X86_KERNELS
 extern const SparseKernels kSparseAvx512;

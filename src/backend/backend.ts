@@ -259,6 +259,15 @@ export interface Backend {
   sampledGemm(form: "nn" | "nt", out: Float32Array, a: Float32Array, scale: Float32Array | null, rowPtr: Int32Array,
     cols: Int32Array, rows: number, n: number, k: number, w: Float32Array, wOff: number, accumulate: boolean,
     dot?: Float32Array | null, x?: Float32Array | null): void;
+  /**
+   * The transposed sparse product on the same CSR pattern over x [rows, k] (as `sparseGemm`), with v [rows, n]
+   * row-major (the A-gradient correction of the fused adapter ops under dropout, src/peft/flat.ts `lowRankGradA`):
+   *   out[j·n + i] = Σ over the entries e of every row t with cols[e] = j of x[t·k + j] · v[t·n + i]   [k, n], written
+   * in float64, summed over t, then e, in order (each product of two float32 values is exact in float64, so every
+   * backend gives the same bits).
+   */
+  sparseTransposedGemm(out: Float64Array, x: Float32Array, rowPtr: Int32Array, cols: Int32Array, rows: number, k: number,
+    v: Float32Array, n: number): void;
 
   /**
    * One AdamW step (torch.optim.AdamW semantics) on a flat parameter:

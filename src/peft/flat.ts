@@ -163,12 +163,7 @@ export function lowRankGradA(vs: Float32Array, xf: Float32Array, drops: Drops | 
   if (!drops) return d;
   const { rowPtr, cols, keep } = drops;
   const corr = new Float64Array(inF * r);                      // Cᵀ [in, r]
-  for (let t = 0; t < T; t++) {
-    for (let e = rowPtr[t]!; e < rowPtr[t + 1]!; e++) {
-      const j = cols[e]!, xv = xf[t * inF + j]!;
-      for (let k = 0, q = j * r, v = t * r; k < r; k++) corr[q + k] = corr[q + k]! + xv * vs[v + k]!;
-    }
-  }
+  getBackend().sparseTransposedGemm(corr, xf, rowPtr, cols, T, inF, vs, r);
   for (let k = 0; k < r; k++) for (let j = 0; j < inF; j++) d[k * inF + j] = keep * (d[k * inF + j]! - corr[j * r + k]!);
   return d;
 }

@@ -52,3 +52,14 @@ export function sampledGemm(form: "nn" | "nt", out: Float32Array, a: Float32Arra
     }
   }
 }
+
+export function sparseTransposedGemm(out: Float64Array, x: Float32Array, rowPtr: Int32Array, cols: Int32Array, rows: number,
+  k: number, v: Float32Array, n: number): void {
+  out.fill(0, 0, k * n);
+  for (let t = 0; t < rows; t++) {
+    for (let e = rowPtr[t]!; e < rowPtr[t + 1]!; e++) {
+      const j = cols[e]!, xv = x[t * k + j]!;
+      for (let i = 0, q = j * n, o = t * n; i < n; i++) out[q + i] = out[q + i]! + xv * v[o + i]!;
+    }
+  }
+}

@@ -65,6 +65,9 @@ export interface NativeAddon {
   /** Backend.sampledGemm; form 0 nn, 1 nt. */
   sampledGemm(form: number, out: Float32Array, a: Float32Array, scale: Float32Array | null, rowPtr: Int32Array, cols: Int32Array,
     rows: number, n: number, k: number, w: Float32Array, wOff: number, accumulate: boolean, dot: Float32Array | null, x: Float32Array | null): void;
+  /** Backend.sparseTransposedGemm. */
+  sparseTransposedGemm(out: Float64Array, x: Float32Array, rowPtr: Int32Array, cols: Int32Array, rows: number, k: number,
+    v: Float32Array, n: number): void;
   /** strides: the HeadStrides of q, k, v, out, one after the other (12 numbers). */
   attentionForward(out: Float32Array, lse: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array,
     b: number, h: number, hkv: number, sq: number, sk: number, d: number, scale: number, strides: Float64Array): void;

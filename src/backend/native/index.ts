@@ -250,6 +250,15 @@ export function loadNativeBackend(): Backend {
       checkArrays(`sparseGemmDot[${form}]`, sizes, wOff + n * k, { w });
       addon.sparseGemmDot(form === "nt" ? 1 : 0, out, g, scale, x, rowPtr, cols, rows, n, k, w, wOff);
     },
+    sparseTransposedGemm(out, x, rowPtr, cols, rows, k, v, n) {
+      const sizes = checkCounts("sparseTransposedGemm", { rows, k, n });
+      checkCsr("sparseTransposedGemm", sizes, rowPtr, cols, rows, k);
+      checkArrays("sparseTransposedGemm", sizes, rows * k, { x });
+      checkArrays("sparseTransposedGemm", sizes, rows * n, { v });
+      if (!(out instanceof Float64Array) || out.length < k * n)
+        throw new Error(`native sparseTransposedGemm(${sizes}): out must be a Float64Array of at least ${k * n} elements`);
+      addon.sparseTransposedGemm(out, x, rowPtr, cols, rows, k, v, n);
+    },
     sampledGemm(form, out, a, scale, rowPtr, cols, rows, n, k, w, wOff, accumulate, dot = null, x = null) {
       const sizes = checkCounts(`sampledGemm[${form}]`, { rows, n, k, wOff });
       if (form !== "nn" && form !== "nt") throw new Error(`native sampledGemm(${sizes}): form must be "nn" or "nt"`);

@@ -1,5 +1,5 @@
 /**
- * Native sparseGemm / sparseGemmDot / sampledGemm against the js spec, and the spec against a dense float64
+ * Native sparseGemm / sparseGemmDot / sampledGemm / sparseTransposedGemm against the js spec, and the spec against a dense float64
  * reference (S as a dense [rows, k] matrix): both W layouts, odd sizes, n below / across / past the 64-column panel, k across the
  * 1024-input panel, densities from one entry to full rows, empty rows, a pattern that starts inside cols
  * (rowPtr[0] > 0), a weight offset, alpha, scale, accumulate; each ISA this CPU supports and 1 or 2 threads.
@@ -78,6 +78,12 @@ function runSampled(be: Backend, c: Case, d: Data, scale: Float32Array | null, a
   return out;
 }
 
+function runTransposed(be: Backend, c: Case, d: Data): Float64Array {
+  const out = new Float64Array(c.k * c.n).fill(7); // written, not accumulated
+  be.sparseTransposedGemm(out, d.x, d.rowPtr, d.cols, c.rows, c.k, d.a, c.n);
+  return out;
+}
+
 describe("sparse kernels: js spec against a dense float64 reference", () => {
   it.each(CASES.slice(0, 8))("%o", (c) => {
     const d = data(c, 1);
@@ -102,6 +108,11 @@ describe("sparse kernels: js spec against a dense float64 reference", () => {
       wantS[e] = wantS[e]! + s;
     }
     expectClose(runSampled(jsBackend, c, d, d.scale, true), wantS, "sampledGemm", { rtol: 1e-5, atol: 1e-6 });
+    const wantT = new Float64Array(c.k * c.n); // Sᵀ·a [k, n]
+    for (let t = 0; t < c.rows; t++) for (let j = 0; j < c.k; j++) for (let i = 0; i < c.n; i++) {
+      wantT[j * c.n + i] = wantT[j * c.n + i]! + S[t * c.k + j]! * d.a[t * c.n + i]!;
+    }
+    expectClose(runTransposed(jsBackend, c, d), wantT, "sparseTransposedGemm", { rtol: 1e-12, atol: 1e-12 });
   });
 });
 
@@ -134,6 +145,8 @@ describe("native sparse kernels match the js spec", () => {
           expectClose(out, runSampled(jsBackend, c, d, scale, acc), `${label} sampledGemm+dot out scale=${scale !== null}`, tol);
           expectClose(dot, runDot(jsBackend, c, d, null), `${label} sampledGemm+dot dot scale=${scale !== null}`, dotTol);
         }
+        // float64 sums of exact products in the spec's order: the same bits
+        expect(Array.from(runTransposed(native, c, d)), `${label} sparseTransposedGemm`).toEqual(Array.from(runTransposed(jsBackend, c, d)));
       }
     });
   }
@@ -158,5 +171,10 @@ describe("native sparse kernels match the js spec", () => {
       .toThrow(/sampledGemm.*out has/);
     expect(() => native.sampledGemm("nn", new Float32Array(2), d.a, new Float32Array(2), Int32Array.of(0, 1, 2), Int32Array.of(1, 2), 2, 3, 4, d.w, 0, false))
       .toThrow(/sampledGemm.*scale has/);
+    const pat = [Int32Array.of(0, 1, 2), Int32Array.of(1, 2)] as const;
+    expect(() => native.sparseTransposedGemm(new Float64Array(11), d.x, ...pat, 2, 4, d.a, 3)).toThrow(/sparseTransposedGemm.*out must be a Float64Array of at least 12/);
+    expect(() => native.sparseTransposedGemm(new Float32Array(12) as unknown as Float64Array, d.x, ...pat, 2, 4, d.a, 3)).toThrow(/sparseTransposedGemm.*Float64Array/);
+    expect(() => native.sparseTransposedGemm(new Float64Array(12), d.x, ...pat, 2, 4, new Float32Array(5), 3)).toThrow(/sparseTransposedGemm.*v has/);
+    expect(() => native.sparseTransposedGemm(new Float64Array(12), d.x, Int32Array.of(0, 1, 2), Int32Array.of(1, 4), 2, 4, d.a, 3)).toThrow(/sparseTransposedGemm.*ascend/);
   });
 });
