@@ -32,4 +32,4 @@ void sparse_transposed_gemm(double* out, const float* x, const int32_t* row_ptr,
   }
 }
 
-}  // namespace dora}  // namespace dora
+}  // namespace dora
