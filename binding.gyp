@@ -17,7 +17,8 @@
         "native/elementwise.cc",
         "native/columns.cc",
         "native/sparse.cc",
-        "native/attention.cc"
+        "native/attention.cc",
+        "native/random.cc"
       ],
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17", "-std=gnu++20", "-O2", "-O0"],
       "cflags_cc": ["-std=c++17", "-O3", "-fno-math-errno", "-fno-trapping-math"],

@@ -17,6 +17,7 @@
 #include "gemm.h"
 #include "gemm_nf4.h"
 #include "pool.h"
+#include "random.h"
 #include "sparse.h"
 
 #if defined(__GLIBC__)
@@ -609,6 +610,24 @@ napi_value SparseTransposedGemm(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// dropoutDraw(out: Int32Array, count, last, n, p, state: Uint32Array(4)) → new count (Backend.dropoutDraw)
+napi_value DropoutDraw(napi_env env, napi_callback_info info) {
+  Args a(env, info, 6);
+  size_t cap = 0, words = 0;
+  int32_t* out = nullptr;
+  uint32_t* state = nullptr;
+  if (a.ok) a.ok = get_array(env, a.v[0], napi_int32_array, &out, &cap);
+  const int64_t count = a.i64(1), last = a.i64(2), n = a.i64(3);
+  const double p = a.f64(4);
+  if (a.ok) a.ok = get_array(env, a.v[5], napi_uint32_array, &state, &words);
+  if (a.ok && words != 4) a.ok = fail(env, "dora_native.dropoutDraw: state must hold 4 words");
+  if (!a.ok) return nullptr;
+  const int64_t r = dora::dropout_draw(out, static_cast<int64_t>(cap), count, last, n, p, state);
+  napi_value v;
+  napi_create_int64(env, r, &v);
+  return v;
+}
+
 // Tensor buffers (ArrayBuffers: malloc'd, uninitialised for kernel outputs, src/tensor/buffer.ts) of a few MB are
 // allocated and freed by the hundred per training step. glibc serves such sizes by fresh mmaps or trims them off the
 // heap top on free, so each step re-faults its memory page by page (first touch measured ~3.5 ms per MB on these VMs).
@@ -657,6 +676,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"sparseGemmDot", nullptr, SparseGemmDot, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"attentionForward", nullptr, AttentionForward, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"attentionBackward", nullptr, AttentionBackward, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"dropoutDraw", nullptr, DropoutDraw, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"rope", nullptr, Rope, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);

@@ -270,6 +270,15 @@ export interface Backend {
     v: Float32Array, n: number): void;
 
   /**
+   * The dropout mask draw behind tensor `dropoutPositions` (spec and gap law: backend/js/random.ts): appends dropped
+   * positions to out[count..], ascending, the first after `last` (−1 at the start), one xoshiro128** draw from
+   * `state` (4 words, advanced in place) per gap. Returns the new count; stops when a position reaches n (that draw
+   * is spent) or when out is full (no draw is made for the next position). Every backend gives the same positions
+   * and leaves the same state.
+   */
+  dropoutDraw(out: Int32Array, count: number, last: number, n: number, p: number, state: Uint32Array): number;
+
+  /**
    * One AdamW step (torch.optim.AdamW semantics) on a flat parameter:
    *   p −= lr·wd·p;  m = β1·m + (1−β1)·g;  v = β2·v + (1−β2)·g²;
    *   p −= lr · (m / bc1) / (sqrt(v / bc2) + eps),  bc1 = 1 − β1^t, bc2 = 1 − β2^t.

@@ -9,6 +9,7 @@ import { loadNativeBackend } from "./native/index.js";
 
 export type { AttentionLayout, Backend, BinaryOp, GemmForm, HeadStrides, UnaryOp } from "./backend.js";
 export { LOW_RANK_MAX_RANK } from "./backend.js";
+export { xoshiroNext } from "./js/random.js";
 
 let current: Backend | undefined;
 

@@ -2,11 +2,13 @@
  * Seeded random numbers so runs repeat: xoshiro128** for uniform bits, Box–Muller for normals.
  * (PyTorch's own generator is not reproduced; same seed → same values within dora-ts.)
  */
+import { getBackend, xoshiroNext } from "../backend/index.js";
 import { Tensor } from "./tensor.js";
 import { numel } from "./shape.js";
 
 export class Rng {
-  private s0: number; private s1: number; private s2: number; private s3: number;
+  /** xoshiro128** state, 4 words (the dropout kernels advance it in place: Backend.dropoutDraw). */
+  private readonly s = new Uint32Array(4);
   private spare: number | null = null;
 
   constructor(seed: number) {
@@ -19,18 +21,11 @@ export class Rng {
       z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
       return (z ^ (z >>> 16)) >>> 0;
     };
-    this.s0 = next(); this.s1 = next(); this.s2 = next(); this.s3 = next();
+    for (let i = 0; i < 4; i++) this.s[i] = next();
   }
 
   /** Uniform 32-bit unsigned integer. */
-  nextU32(): number {
-    const r = Math.imul(rotl(Math.imul(this.s1, 5) >>> 0, 7), 9) >>> 0;
-    const t = (this.s1 << 9) >>> 0;
-    this.s2 ^= this.s0; this.s3 ^= this.s1; this.s1 ^= this.s2; this.s0 ^= this.s3;
-    this.s2 ^= t; this.s3 = rotl(this.s3, 11);
-    this.s0 >>>= 0; this.s1 >>>= 0; this.s2 >>>= 0; this.s3 >>>= 0;
-    return r;
-  }
+  nextU32(): number { return xoshiroNext(this.s); }
 
   /** Uniform in [0, 1). */
   uniform(): number { return this.nextU32() / 4294967296; }
@@ -50,15 +45,14 @@ export class Rng {
   int(n: number): number { return Math.floor(this.uniform() * n); }
 
   /** The generator's state, to save in checkpoints and restore exactly. */
-  getState(): number[] { return [this.s0, this.s1, this.s2, this.s3, this.spare ?? NaN]; }
+  getState(): number[] { return [this.s[0]!, this.s[1]!, this.s[2]!, this.s[3]!, this.spare ?? NaN]; }
   setState(s: readonly number[]): void {
-    [this.s0, this.s1, this.s2, this.s3] = [s[0]! >>> 0, s[1]! >>> 0, s[2]! >>> 0, s[3]! >>> 0];
+    for (let i = 0; i < 4; i++) this.s[i] = s[i]! >>> 0;
     this.spare = s[4] === undefined || Number.isNaN(s[4]) ? null : s[4];
   }
-}
 
-function rotl(x: number, k: number): number {
-  return ((x << k) | (x >>> (32 - k))) >>> 0;
+  /** The live state words, for kernels that draw from this generator (dropoutPositions). */
+  words(): Uint32Array { return this.s; }
 }
 
 export function randUniform(shape: readonly number[], rng: Rng, low = 0, high = 1): Tensor {
@@ -85,11 +79,12 @@ export function kaimingUniform(shape: readonly number[], rng: Rng, a = Math.sqrt
 
 /**
  * The positions inverted dropout zeroes among n elements, ascending: each element independently with probability p
- * (i.i.d. Bernoulli, as torch's dropout). Drawn as geometric gaps between drops, one `rng.uniform()` per DROPPED
- * element instead of one per element: after a drop, the number of kept elements before the next one is
- * G = ⌊ln U / ln(1 − p)⌋ with U = 1 − uniform() ∈ (0, 1], and P(G ≥ g) = P(U ≤ (1 − p)^g) = (1 − p)^g is exactly
- * the chance that g Bernoulli(p) draws in a row all keep. (U has 32-bit resolution, so gaps are cut off where
- * (1 − p)^g < 2^-32, the same resolution as comparing one 32-bit uniform per element against p.)
+ * (i.i.d. Bernoulli, as torch's dropout). Drawn as geometric gaps between drops, one 32-bit draw per DROPPED element
+ * instead of one per element: after a drop, the number of kept elements before the next one is the largest g with
+ * (1 − p)^g ≥ v, v = 1 − w/2^32 ∈ (0, 1] (w the draw), and P(gap ≥ g) = (1 − p)^g is exactly the chance that g
+ * Bernoulli(p) draws in a row all keep. (v has 32-bit resolution, so gaps are cut off where (1 − p)^g < 2^-32, the
+ * same resolution as comparing one 32-bit uniform per element against p.) The draw is a backend kernel
+ * (Backend.dropoutDraw; backend/js/random.ts defines (1 − p)^g so that every backend gives the same positions).
  * Every dropout in dora-ts draws its mask here: tensor `dropout` and the fused adapter ops (peft/flat.ts) give the
  * same mask for the same generator state. O(p·n) work; p ≤ 0 drops nothing, p ≥ 1 everything.
  */
@@ -97,14 +92,14 @@ export function dropoutPositions(n: number, p: number, rng: Rng): Int32Array {
   if (!Number.isSafeInteger(n) || n < 0 || n > 0x7fffffff) throw new Error(`dropoutPositions: n must be an integer in [0, 2^31), got ${n}`);
   if (!(p > 0) || n === 0) return new Int32Array(0);
   if (p >= 1) { const all = new Int32Array(n); for (let i = 0; i < n; i++) all[i] = i; return all; }
-  const lq = Math.log1p(-p);
+  const be = getBackend();
   let out = new Int32Array(Math.min(n, Math.ceil(n * p + 6 * Math.sqrt(n * p) + 16)));
-  let count = 0;
-  for (let i = -1; ;) {
-    i += 1 + Math.floor(Math.log(1 - rng.uniform()) / lq);
-    if (i >= n) break;
-    if (count === out.length) { const grown = new Int32Array(Math.min(n, 2 * out.length)); grown.set(out); out = grown; }
-    out[count++] = i;
+  let count = be.dropoutDraw(out, 0, -1, n, p, rng.words());
+  while (count === out.length && out.length < n) { // full (rare: 6 sd above the mean): grow and go on
+    const grown = new Int32Array(Math.min(n, 2 * out.length));
+    grown.set(out);
+    out = grown;
+    count = be.dropoutDraw(out, count, out[count - 1]!, n, p, rng.words());
   }
   return out.subarray(0, count);
 }

@@ -65,6 +65,8 @@ export interface NativeAddon {
   /** Backend.sampledGemm; form 0 nn, 1 nt. */
   sampledGemm(form: number, out: Float32Array, a: Float32Array, scale: Float32Array | null, rowPtr: Int32Array, cols: Int32Array,
     rows: number, n: number, k: number, w: Float32Array, wOff: number, accumulate: boolean, dot: Float32Array | null, x: Float32Array | null): void;
+  /** Backend.dropoutDraw: returns the new count. */
+  dropoutDraw(out: Int32Array, count: number, last: number, n: number, p: number, state: Uint32Array): number;
   /** Backend.sparseTransposedGemm. */
   sparseTransposedGemm(out: Float64Array, x: Float32Array, rowPtr: Int32Array, cols: Int32Array, rows: number, k: number,
     v: Float32Array, n: number): void;

@@ -250,6 +250,14 @@ export function loadNativeBackend(): Backend {
       checkArrays(`sparseGemmDot[${form}]`, sizes, wOff + n * k, { w });
       addon.sparseGemmDot(form === "nt" ? 1 : 0, out, g, scale, x, rowPtr, cols, rows, n, k, w, wOff);
     },
+    dropoutDraw(out, count, last, n, p, state) {
+      const sizes = checkCounts("dropoutDraw", { count, n });
+      if (!(out instanceof Int32Array) || count > out.length) throw new Error(`native dropoutDraw(${sizes}): out must be an Int32Array of at least count elements`);
+      if (!Number.isSafeInteger(last) || last < -1 || last >= n || n > 0x7fffffff) throw new Error(`native dropoutDraw(${sizes}): last must be an integer in [-1, n), got ${last}`);
+      if (!(p > 0 && p < 1)) throw new Error(`native dropoutDraw(${sizes}): p must be in (0, 1), got ${p}`);
+      if (!(state instanceof Uint32Array) || state.length !== 4) throw new Error(`native dropoutDraw(${sizes}): state must be a Uint32Array of 4 words`);
+      return addon.dropoutDraw(out, count, last, n, p, state);
+    },
     sparseTransposedGemm(out, x, rowPtr, cols, rows, k, v, n) {
       const sizes = checkCounts("sparseTransposedGemm", { rows, k, n });
       checkCsr("sparseTransposedGemm", sizes, rowPtr, cols, rows, k);
