@@ -459,7 +459,9 @@ function doraDx(g: Float32Array, c: Float32Array, a: Float32Array, Wf: Float32Ar
   if (drops === null || drops.sparse) {
     const keep = drops ? drops.keep : 1;
     gemmScaled(form, T, inF, outF, g, Wf, a, "k", dx, false, wOff); // a = 1 + keep·(c − 1): c when p = 0
-    gemm("nn", T, inF, r, keep === 1 ? vs : vs.map((v) => v * keep), Af, dx, true);
+    let vk = vs;                                               // keep·vs (a loop: Float32Array.map cost ~0.2 ms at T 1024)
+    if (keep !== 1) { vk = vs.slice(); scaleInPlace(vk, keep); }
+    gemm("nn", T, inF, r, vk, Af, dx, true);
     if (drops) {
       be.sampledGemm("nt", gw!, vs, null, drops.rowPtr, drops.cols, T, r, inF, Af, 0, true); // + vs·A at the drops
       subtractAtDrops(dx, gw!, drops, T, inF);
