@@ -176,5 +176,13 @@ describe("native sparse kernels match the js spec", () => {
     expect(() => native.sparseTransposedGemm(new Float32Array(12) as unknown as Float64Array, d.x, ...pat, 2, 4, d.a, 3)).toThrow(/sparseTransposedGemm.*Float64Array/);
     expect(() => native.sparseTransposedGemm(new Float64Array(12), d.x, ...pat, 2, 4, new Float32Array(5), 3)).toThrow(/sparseTransposedGemm.*v has/);
     expect(() => native.sparseTransposedGemm(new Float64Array(12), d.x, Int32Array.of(0, 1, 2), Int32Array.of(1, 4), 2, 4, d.a, 3)).toThrow(/sparseTransposedGemm.*ascend/);
+    // the per-entry checks run in the addon (check_pattern): every kernel, a bad second row
+    expect(() => native.sparseTransposedGemm(new Float64Array(12), d.x, Int32Array.of(0, 1, 3), Int32Array.of(1, 2), 2, 4, d.a, 3)).toThrow(/sparseTransposedGemm.*rowPtr\[2\] = 3/);
+    expect(() => native.sampledGemm("nt", new Float32Array(3), d.a, null, Int32Array.of(0, 1, 3), Int32Array.of(1, 3, 3), 2, 3, 4, d.w, 0, false))
+      .toThrow(/sampledGemm.*row 1 has column 3/);
+    expect(() => native.sparseGemmDot("nt", new Float32Array(3), d.a, null, d.x, Int32Array.of(0, 1, 2), Int32Array.of(1, 7), 2, 3, 4, d.w, 0))
+      .toThrow(/sparseGemmDot.*row 1 has column 7/);
+    expect(() => native.sparseGemm("nn", new Float32Array(6), 1, null, d.x, Int32Array.of(0, 2, 2), Int32Array.of(3, 3), 2, 3, 4, d.w, 0, false))
+      .toThrow(/sparseGemm.*row 0 has column 3/);
   });
 });
