@@ -2,7 +2,8 @@
 eager causal attention with a float32 softmax, SiLU MLP, untied head), the same weights (model.safetensors written by
 run.ts, read here with struct/json + torch.frombuffer: no safetensors package on Debian), the same token ids, the
 same adapter A (B = 0, PEFT's init), mean next-token cross-entropy, torch.optim.AdamW(lr 1e-4). LoRA and DoRA use
-PEFT 0.20's formulas (DoraLinearLayer: norm of W + s·lora_B(lora_A(eye)) detached; base result reused, dropout 0).
+PEFT 0.20's formulas (DoraLinearLayer: norm of W + s·lora_B(lora_A(eye)) detached; base result reused when dropout
+is 0; with --dropout p, lora.Linear's path: x̃ = dropout(x) feeds lora_A and, for DoRA, a second base product x̃·Wᵀ).
 Run by run.ts with /usr/bin/python3 (Debian torch 1.13) and OPENBLAS_CORETYPE=SkylakeX. Prints one JSON line."""
 import argparse, json, os, resource, struct, time
 import torch
@@ -11,6 +12,7 @@ import torch.nn.functional as F
 p = argparse.ArgumentParser()
 p.add_argument("--dir", required=True); p.add_argument("--mode", default="dora"); p.add_argument("--threads", type=int, default=1)
 p.add_argument("--steps", type=int, default=5); p.add_argument("--warmup", type=int, default=2)
+p.add_argument("--dropout", type=float, default=0.0)
 a = p.parse_args()
 torch.set_num_threads(a.threads)
 
@@ -66,14 +68,16 @@ class Lin:
         result = F.linear(x, self.W)
         if self.A is None:
             return result
-        lora = F.linear(F.linear(x, self.A), self.B)
+        xd = F.dropout(x, a.dropout, training=True) if a.dropout > 0 else x
+        lora = F.linear(F.linear(xd, self.A), self.B)
         if self.m is None:
             return result + lora * s
         eye = torch.eye(self.A.shape[1], dtype=x.dtype)
         lora_weight = F.linear(F.linear(eye, self.A), self.B).T
         weight_norm = torch.linalg.norm(self.W + s * lora_weight, dim=1).detach()
         mag = (self.m / weight_norm).view(1, -1)
-        return result + (mag - 1) * result + mag * lora * s
+        base = result if a.dropout == 0 else F.linear(xd, self.W)  # PEFT: the base result is reused only without dropout
+        return result + (mag - 1) * base + mag * lora * s
 
 
 embed = Wt["model.embed_tokens.weight"]

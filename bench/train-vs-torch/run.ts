@@ -9,6 +9,7 @@
  * (`childPaired`), where the neighbours' load on this shared machine cancels out of each ratio (skip: --skip-paired).
  *
  *   npm run bench:train -- [--json] [--only dora-ts|torch] [--quick] [--steps 5] [--rounds 2] [--threads 1,2] [--modes full,lora,dora] [--skip-paired]
+ *     [--dropout 0]   (lora_dropout of both sides; the default 0 is issue 6's configuration)
  */
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync } from "node:fs";
@@ -32,7 +33,7 @@ const { values: args } = parseArgs({ options: {
   steps: { type: "string" }, warmup: { type: "string", default: "2" }, rounds: { type: "string" },
   threads: { type: "string", default: "1,2" }, modes: { type: "string", default: "full,lora,dora" },
   child: { type: "string" }, dir: { type: "string" }, mode: { type: "string", default: "dora" },
-  "skip-paired": { type: "boolean", default: false },
+  "skip-paired": { type: "boolean", default: false }, dropout: { type: "string", default: "0" },
 } });
 
 type Mode = "full" | "lora" | "dora";
@@ -44,6 +45,9 @@ const SIZE = args.quick
   : { hidden: 512, layers: 8, heads: 8, inter: 1376, vocab: 4096, seq: 256, batch: 4 };
 const STEPS = Number(args.steps ?? (args.quick ? 3 : 5)), WARMUP = Number(args.warmup);
 const ROUNDS = Number(args.rounds ?? (args.quick ? 1 : 2));
+/** lora_dropout on both sides. At init B = 0 (and DoRA's m/n = 1), so the first loss does not depend on the masks. */
+const DROPOUT = Number(args.dropout);
+if (!(DROPOUT >= 0 && DROPOUT < 1)) throw new Error(`--dropout: expected a probability in [0, 1), got ${args.dropout}`);
 const here = dirname(fileURLToPath(import.meta.url));
 
 function hfConfig(): Record<string, unknown> {
@@ -79,7 +83,7 @@ function ourStep(dir: string, mode: Mode, ids: Tensor, inputs: SafetensorsFile):
   model.train();
   if (mode === "full") model.requiresGrad_(true);
   else {
-    const peft = getPeftModel(model, new LoraConfig({ r: R, loraAlpha: ALPHA, targetModules: TARGETS, useDora: mode === "dora" }));
+    const peft = getPeftModel(model, new LoraConfig({ r: R, loraAlpha: ALPHA, loraDropout: DROPOUT, targetModules: TARGETS, useDora: mode === "dora" }));
     for (const [path, layer] of peft.loraLayers()) {
       const a = (layer as LoraLayer).adapters.get("default")!;
       (a.A.data as Float32Array).set(inputs.readFloat32(`${path}.lora_A`));
@@ -153,7 +157,7 @@ interface RunOut { impl: Impl; mode: Mode; threads: number; step_s: number[]; to
 function spawnRun(impl: Impl, dir: string, mode: Mode, threads: number): RunOut | null {
   const t = String(threads);
   const env = { ...process.env, DORA_NUM_THREADS: t, OMP_NUM_THREADS: t, OPENBLAS_NUM_THREADS: t, OPENBLAS_CORETYPE: "SkylakeX" };
-  const common = ["--dir", dir, "--mode", mode, "--threads", t, "--steps", String(STEPS), "--warmup", String(WARMUP)];
+  const common = ["--dir", dir, "--mode", mode, "--threads", t, "--steps", String(STEPS), "--warmup", String(WARMUP), "--dropout", String(DROPOUT)];
   const r = impl === "torch"
     ? spawnSync("/usr/bin/python3", [join(here, "reference.py"), ...common], { encoding: "utf8", env, maxBuffer: 1 << 22 })
     : spawnSync(process.execPath, ["--import", "tsx", fileURLToPath(import.meta.url), ...(args.quick ? ["--quick"] : []), "--child", "1", ...common],
@@ -197,7 +201,7 @@ function pairedTable(dir: string, modes: Mode[], threadList: number[]): void {
   const t = String(Math.max(...threadList));
   const r = spawnSync(process.execPath, ["--import", "tsx", fileURLToPath(import.meta.url), ...(args.quick ? ["--quick"] : []),
     "--child", "paired", "--dir", dir, "--modes", modes.join(","), "--threads", threadList.join(","), "--steps", String(STEPS * ROUNDS),
-    "--warmup", String(WARMUP)], { encoding: "utf8", env: { ...process.env, DORA_NUM_THREADS: t }, maxBuffer: 1 << 22 });
+    "--warmup", String(WARMUP), "--dropout", String(DROPOUT)], { encoding: "utf8", env: { ...process.env, DORA_NUM_THREADS: t }, maxBuffer: 1 << 22 });
   let times: Record<string, number[]>;
   try { times = (JSON.parse((r.stdout ?? "").trim().split("\n").pop() ?? "") as { paired: Record<string, number[]> }).paired; } catch {
     console.error(`paired run failed (exit ${r.status}): ${(r.stderr ?? "").slice(-800)}`);
@@ -246,7 +250,7 @@ if (args.child === "paired") {
     const peak = new Map(threadList.map((t) => [t, gemmPeak(t)]));
     const { hidden, layers, heads, inter, vocab, seq, batch } = SIZE;
     console.log(`\ntrain-vs-torch: LLaMA d${hidden} × ${layers} layers, ${heads} heads, inter ${inter}, vocab ${vocab}, seq ${seq} × batch ${batch}, ` +
-      `fp32, AdamW; r ${R} on ${TARGETS.join(",")}; median of ${STEPS}×${ROUNDS} steps after ${WARMUP} warm-ups per process`);
+      `fp32, AdamW; r ${R} on ${TARGETS.join(",")}${DROPOUT > 0 ? `, lora_dropout ${DROPOUT}` : ""}; median of ${STEPS}×${ROUNDS} steps after ${WARMUP} warm-ups per process`);
     console.log(`GEMM peak (dora-ts native, 1024³): ${threadList.map((t) => `${t}t ${peak.get(t)!.toFixed(0)} GFLOP/s`).join(", ")}`);
     console.log("| impl | mode | threads | tokens/s | × torch best | peak RSS MiB | MFU | loss0 |");
     console.log("|---|---|---|---:|---:|---:|---:|---:|");
