@@ -1,9 +1,15 @@
 /**
  * One adapted layer, d×d, T tokens, rank r: forward + backward + AdamW on the adapter tensors, DoRA vs LoRA,
  * dropout 0 and 0.05, and eval (DoRA with its cached norm vs LoRA); PyTorch (PEFT's formula,
- * reference.py) in the same run. Each configuration runs in its own process so peak RSS is its own.
+ * reference.py) in the same run. Each configuration runs in its own process so peak RSS is its own, in --procs
+ * processes (the configurations taken in turn, round after round); the tables give the median over them.
  *
- *   node --import tsx bench/dora-layer/run.ts [--d 2048] [--tokens 2048] [--r 16] [--reps 5] [--no-torch] [--json]
+ * Why several processes: one process's peak RSS moves in steps of a whole 16 MiB buffer with the order in which
+ * the garbage collector hands buffers back to glibc (which native/addon.cc keeps on the heap for reuse). Six
+ * processes of one configuration read 193–214 MiB; one process per configuration put DoRA ÷ LoRA anywhere in
+ * 0.94–1.11.
+ *
+ *   node --import tsx bench/dora-layer/run.ts [--d 2048] [--tokens 2048] [--r 16] [--reps 5] [--procs 3] [--no-torch] [--json]
  */
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
@@ -16,9 +22,10 @@ import { getBackend } from "../../src/backend/index.js";
 
 const { values: args } = parseArgs({ options: {
   d: { type: "string", default: "2048" }, tokens: { type: "string", default: "2048" }, r: { type: "string", default: "16" },
-  reps: { type: "string", default: "5" }, child: { type: "string" }, "no-torch": { type: "boolean", default: false }, json: { type: "boolean", default: false },
+  reps: { type: "string", default: "5" }, procs: { type: "string", default: "3" }, child: { type: "string" }, "no-torch": { type: "boolean", default: false }, json: { type: "boolean", default: false },
 } });
-const D = Number(args.d), T = Number(args.tokens), R = Number(args.r), REPS = Number(args.reps);
+const D = Number(args.d), T = Number(args.tokens), R = Number(args.r), REPS = Number(args.reps), PROCS = Number(args.procs);
+if (!Number.isInteger(PROCS) || PROCS < 1) throw new Error(`--procs: expected a whole number ≥ 1, got ${args.procs}`);
 
 interface Cfg { method: "lora" | "dora"; dropout: number; mode: "train" | "eval" }
 const CONFIGS: Cfg[] = [
@@ -91,23 +98,52 @@ if (args.child) {
 } else {
   const here = dirname(fileURLToPath(import.meta.url));
   const common = ["--d", String(D), "--tokens", String(T), "--r", String(R), "--reps", String(REPS)];
-  const rows: { cfg: Cfg; ours: Record<string, unknown> | null; torch: Record<string, unknown> | null }[] = [];
-  for (const cfg of CONFIGS) {
-    const ours = runChild(process.execPath, ["--expose-gc", "--import", "tsx", fileURLToPath(import.meta.url), ...common, "--child", JSON.stringify(cfg)]);
-    const torch = args["no-torch"] ? null
-      : runChild("/usr/bin/python3", [join(here, "reference.py"), ...common, "--method", cfg.method, "--dropout", String(cfg.dropout), "--mode", cfg.mode],
-        { ...process.env, OPENBLAS_CORETYPE: "SkylakeX" });
-    rows.push({ cfg, ours, torch });
-    if (args.json) console.log(JSON.stringify({ cfg, ours, torch }));
+  // --no-concurrent-array-buffer-sweeping: the child's gc() between reps then frees the last rep's buffers before
+  // it returns. With V8's default the freeing runs on a helper thread and can lose the race with the next rep's
+  // allocations, which put a second 16 MiB output on top of the first (eval read 153 or 172 MiB at random).
+  const nodeArgs = ["--expose-gc", "--no-concurrent-array-buffer-sweeping", "--import", "tsx", fileURLToPath(import.meta.url)];
+  const runs = new Map<string, { ours: Record<string, unknown>[]; torch: Record<string, unknown>[] }>(CONFIGS.map((c) => [label(c), { ours: [], torch: [] }]));
+  for (let p = 0; p < PROCS; p++) {
+    for (const cfg of CONFIGS) {
+      const r = runs.get(label(cfg))!;
+      const ours = runChild(process.execPath, [...nodeArgs, ...common, "--child", JSON.stringify(cfg)]);
+      if (ours) r.ours.push(ours);
+      const torch = args["no-torch"] ? null
+        : runChild("/usr/bin/python3", [join(here, "reference.py"), ...common, "--method", cfg.method, "--dropout", String(cfg.dropout), "--mode", cfg.mode],
+          { ...process.env, OPENBLAS_CORETYPE: "SkylakeX" });
+      if (torch) r.torch.push(torch);
+    }
   }
-  const get = (c: Cfg, who: "ours" | "torch", k: string): number => Number(rows.find((r) => label(r.cfg) === label(c))?.[who]?.[k] ?? NaN);
+  const median = (v: number[]): number => {
+    const s = v.slice().sort((p, q) => p - q);
+    return s.length === 0 ? NaN : s.length % 2 ? s[s.length >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+  };
+  const values = (c: Cfg, who: "ours" | "torch", k: string): number[] => runs.get(label(c))![who].map((o) => Number(o[k]));
+  const get = (c: Cfg, who: "ours" | "torch", k: string): number => median(values(c, who, k));
   const f = (v: number, d = 1): string => (Number.isFinite(v) ? v.toFixed(d) : "n/a");
-  console.log(`\nDoRA layer bench: ${D}×${D}, ${T} tokens, r ${R}, median of ${REPS} after 2 warm-ups; backend ${String(rows[0]?.ours?.["backend"])}; ` +
-    `torch ${String(rows[0]?.torch?.["torch"] ?? "n/a")} (${String(rows[0]?.torch?.["threads"] ?? "?")} threads)`);
+  const range = (c: Cfg, who: "ours" | "torch", k: string): string => {
+    const v = values(c, who, k);
+    return v.length > 1 ? ` (${f(Math.min(...v), 0)}–${f(Math.max(...v), 0)})` : "";
+  };
+  if (args.json) {
+    for (const cfg of CONFIGS) {
+      const r = runs.get(label(cfg))!;
+      console.log(JSON.stringify({ cfg, procs: PROCS, ours: r.ours, torch: r.torch,
+        median: { ours: { ms: get(cfg, "ours", "ms"), maxRssMiB: get(cfg, "ours", "maxRssMiB") },
+          torch: { ms: get(cfg, "torch", "ms"), maxRssMiB: get(cfg, "torch", "maxRssMiB") } } }));
+    }
+  }
+  const first = runs.get(label(CONFIGS[0]!))!;
+  console.log(`\nDoRA layer bench: ${D}×${D}, ${T} tokens, r ${R}, median of ${REPS} after 2 warm-ups in each of ${PROCS} processes per ` +
+    `config, median over the processes (peak RSS: min–max); backend ${String(first.ours[0]?.["backend"])}; ` +
+    `torch ${String(first.torch[0]?.["torch"] ?? "n/a")} (${String(first.torch[0]?.["threads"] ?? "?")} threads)`);
   console.log("| config | dora-ts ms | dora-ts peak RSS MiB | torch ms | torch peak RSS MiB |");
   console.log("|---|---|---|---|---|");
-  for (const r of rows) console.log(`| ${label(r.cfg)} | ${f(get(r.cfg, "ours", "ms"))} | ${f(get(r.cfg, "ours", "maxRssMiB"), 0)} | ${f(get(r.cfg, "torch", "ms"))} | ${f(get(r.cfg, "torch", "maxRssMiB"), 0)} |`);
-  console.log("\n| ratio DoRA / LoRA | dora-ts time | dora-ts peak RSS | torch time | torch peak RSS |");
+  for (const c of CONFIGS) {
+    console.log(`| ${label(c)} | ${f(get(c, "ours", "ms"))} | ${f(get(c, "ours", "maxRssMiB"), 0)}${range(c, "ours", "maxRssMiB")} | ` +
+      `${f(get(c, "torch", "ms"))} | ${f(get(c, "torch", "maxRssMiB"), 0)}${range(c, "torch", "maxRssMiB")} |`);
+  }
+  console.log("\n| ratio DoRA / LoRA (of the medians) | dora-ts time | dora-ts peak RSS | torch time | torch peak RSS |");
   console.log("|---|---|---|---|---|");
   for (const [p, mode] of [[0, "train"], [0.05, "train"], [0, "eval"]] as const) {
     const L: Cfg = { method: "lora", dropout: p, mode }, Dc: Cfg = { method: "dora", dropout: p, mode };
