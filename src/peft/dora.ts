@@ -394,9 +394,9 @@ export function doraLinear(x: Tensor, fo: FusedOperands, A: Tensor, B: Tensor, m
   const out = new Tensor(y, [...x.shape.slice(0, -1), outF]);
   return record(out, "dora_linear", [x, A, B, m], (grad, need) => {
     const g = grad.f32();
-    // gu = gᵀ·u [out, r] (dB, and Σ_t g ⊙ uBᵀ for dm), vs = (g ⊙ c)·B [T, r] (c scales B's rows), and for dm
+    // gu = gᵀ·u [out, r] (dB, and Σ_t g ⊙ uBᵀ for dm), vs = s·(g ⊙ c)·B [T, r] (s·c scales B's rows), and for dm
     // sy = Σ_t g ⊙ (y − b) (or g ⊙ zl), in one pass over g where the backend can
-    const { gu, v: vs, dot: sy } = lowRankGrads(g, u, Bf, c, T, outF, r, {
+    const { gu, v: vs, dot: sy } = lowRankGrads(g, u, Bf, columnAffine(c, s, 0), T, outF, r, {
       gu: need[2] === true || (need[3] === true && drops !== null), v: need[0] === true || need[1] === true,
       dot: need[3] ? { z: zl ?? y, bias: zl ? null : bf } : null,
     });
@@ -429,8 +429,7 @@ export function doraLinear(x: Tensor, fo: FusedOperands, A: Tensor, B: Tensor, m
     if (need[2]) {
       dB = new Tensor(scaleRows(gu!, gu!, c, outF, r), B.shape); // (g ⊙ c)ᵀ·u: after dm, which reads gᵀ·u
     }
-    if (vs) {
-      scaleInPlace(vs, s);                                   // s·(g ⊙ c)·B
+    if (vs) {                                                // vs = s·(g ⊙ c)·B: s·c scaled B's rows as read
       if (need[1]) dA = new Tensor(lowRankGradA(vs, xf, drops, T, inF, r), A.shape); // (s·gc·B)ᵀ·x̃ [r, in]
       if (need[0]) dx = new Tensor(doraDx(g, c, aCol, Wf, wOff, fifo, vs, Af, drops, gw, T, inF, outF, r), x.shape);
     }

@@ -111,13 +111,18 @@ export function scaleInPlace(y: Float32Array, s: number): void {
 const RANK_KERNEL_MIN_ROWS = 32;
 
 /**
- * u = x·Aᵀ [T, r] for x [T, inF] and A [r, inF]: up to rank 16 in one pass over x with the ranks as the kernel's
- * lanes (Backend.lowRankProducts with B = Aᵀ), where the GEMM half-fills its tile.
+ * u = f·x·Aᵀ [T, r] for x [T, inF] and A [r, inF]: up to rank 16 in one pass over x with the ranks as the kernel's
+ * lanes (Backend.lowRankProducts with B = f·Aᵀ), where the GEMM half-fills its tile. The factor f (the adapter's
+ * scaling) rides on the transposed copy of A the kernel needs anyway, instead of a pass over u.
  */
-function timesAT(x: Float32Array, Af: Float32Array, T: number, inF: number, r: number, u: Float32Array): void {
-  if (r > LOW_RANK_MAX_RANK || T < RANK_KERNEL_MIN_ROWS) return gemm("nt", T, r, inF, x, Af, u, false);
+function timesAT(x: Float32Array, Af: Float32Array, T: number, inF: number, r: number, u: Float32Array, f: number): void {
+  if (r > LOW_RANK_MAX_RANK || T < RANK_KERNEL_MIN_ROWS) {
+    gemm("nt", T, r, inF, x, Af, u, false);
+    if (f !== 1) scaleInPlace(u, f);
+    return;
+  }
   const at = new Float32Array(inF * r);
-  for (let k = 0; k < r; k++) for (let j = 0; j < inF; j++) at[j * r + k] = Af[k * inF + j]!;
+  for (let k = 0; k < r; k++) for (let j = 0; j < inF; j++) at[j * r + k] = f * Af[k * inF + j]!;
   getBackend().lowRankProducts(null, u, x, null, at, null, T, inF, r, null, null, null);
 }
 
@@ -139,13 +144,12 @@ export function lowRankInput(xf: Float32Array, Af: Float32Array, T: number, inF:
   const drops = dropout ? drawDrops(T, inF, dropout.p, dropout.rng, sparseMaxP) : null;
   const u = new Float32Array(T * r);
   if (drops && !drops.sparse) {
-    timesAT(dropInput(uninitF32(xf.length), xf, drops, T, inF), Af, T, inF, r, u);
-    scaleInPlace(u, s);
+    timesAT(dropInput(uninitF32(xf.length), xf, drops, T, inF), Af, T, inF, r, u, s); // s·x̃Aᵀ
     return { u, drops };
   }
-  timesAT(xf, Af, T, inF, r, u);                                               // x·Aᵀ
-  if (drops) getBackend().sparseGemm("nt", u, -1, null, xf, drops.rowPtr, drops.cols, T, r, inF, Af, 0, true); // − S·Aᵀ
-  scaleInPlace(u, drops ? s * drops.keep : s);
+  const f = drops ? s * drops.keep : s;
+  timesAT(xf, Af, T, inF, r, u, f);                                            // f·x·Aᵀ
+  if (drops) getBackend().sparseGemm("nt", u, -f, null, xf, drops.rowPtr, drops.cols, T, r, inF, Af, 0, true); // − f·S·Aᵀ
   return { u, drops };
 }
 

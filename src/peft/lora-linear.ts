@@ -125,11 +125,11 @@ export function loraLinear(x: Tensor, fo: FusedOperands, A: Tensor, B: Tensor, s
   return record(out, "lora_linear", [x, A, B], (grad, need) => {
     const g = grad.f32();
     let dx: Tensor | null = null, dA: Tensor | null = null, dB: Tensor | null = null;
-    // gᵀ·us [out, r] (dB) and g·B [T, r]
-    const { gu, v: vs } = lowRankGrads(g, us, Bf, null, T, outF, r, { gu: need[2] === true, v: need[0] === true || need[1] === true, dot: null });
+    // gᵀ·us [out, r] (dB) and vs = s·g·B [T, r] (s scales B's rows as the kernel reads them: no pass over vs)
+    const { gu, v: vs } = lowRankGrads(g, us, Bf, new Float32Array(outF).fill(s), T, outF, r,
+      { gu: need[2] === true, v: need[0] === true || need[1] === true, dot: null });
     if (gu) dB = new Tensor(gu, B.shape);
     if (vs) {
-      scaleInPlace(vs, s);
       if (need[1]) dA = new Tensor(lowRankGradA(vs, xf, drops, T, inF, r), A.shape); // (s·gB)ᵀ·x̃ [r, in]
       if (need[0]) {
         const d = uninitF32(T * inF);
