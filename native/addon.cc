@@ -645,6 +645,47 @@ napi_value SparseTransposedGemm(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// addSparse(out, alpha, values, rowPtr, cols, rows, k) (Backend.addSparse)
+napi_value AddSparse(napi_env env, napi_callback_info info) {
+  Args a(env, info, 7);
+  float* out = a.f32(0);
+  const double alpha = a.f64(1);
+  const float* values = a.f32(2);
+  const int32_t* row_ptr = a.i32(3);
+  int32_t* cols = nullptr;
+  size_t ncols = 0;
+  if (a.ok) a.ok = get_array(env, a.v[4], napi_int32_array, &cols, &ncols);
+  const int64_t rows = a.i64(5), k = a.i64(6);
+  if (a.ok && check_pattern(a, "addSparse", row_ptr, cols, ncols, rows, k))
+    dora::add_sparse(out, alpha, values, row_ptr, cols, rows, k);
+  return nullptr;
+}
+
+// positionsToCsr(pos: Int32Array, rowLen, rows, rowPtr: Int32Array) (Backend.positionsToCsr); every position is checked
+// before any is rewritten
+napi_value PositionsToCsr(napi_env env, napi_callback_info info) {
+  Args a(env, info, 4);
+  int32_t* pos = nullptr;
+  size_t count = 0;
+  if (a.ok) a.ok = get_array(env, a.v[0], napi_int32_array, &pos, &count);
+  const int64_t row_len = a.i64(1), rows = a.i64(2);
+  int32_t* row_ptr = a.i32(3);
+  if (!a.ok) return nullptr;
+  const int64_t n = row_len * rows;
+  int64_t prev = -1;
+  for (size_t e = 0; e < count; e++) {
+    if (pos[e] <= prev || pos[e] >= n) {
+      const std::string m = "native positionsToCsr: position " + std::to_string(pos[e]) + " at index " + std::to_string(e) +
+                            " is not above the previous one (" + std::to_string(prev) + ") inside [0, " + std::to_string(n) + ")";
+      fail(env, m.c_str());
+      return nullptr;
+    }
+    prev = pos[e];
+  }
+  dora::positions_to_csr(pos, static_cast<int64_t>(count), row_len, rows, row_ptr);
+  return nullptr;
+}
+
 // dropoutDraw(out: Int32Array, count, last, n, p, state: Uint32Array(4)) → new count (Backend.dropoutDraw)
 napi_value DropoutDraw(napi_env env, napi_callback_info info) {
   Args a(env, info, 6);
@@ -707,6 +748,8 @@ napi_value Init(napi_env env, napi_value exports) {
       {"doraNormTerms", nullptr, DoraNormTerms, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sparseGemm", nullptr, SparseGemm, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sparseTransposedGemm", nullptr, SparseTransposedGemm, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"addSparse", nullptr, AddSparse, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"positionsToCsr", nullptr, PositionsToCsr, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sampledGemm", nullptr, SampledGemm, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sparseGemmDot", nullptr, SparseGemmDot, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"attentionForward", nullptr, AttentionForward, nullptr, nullptr, nullptr, napi_default, nullptr},

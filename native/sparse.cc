@@ -32,4 +32,27 @@ void sparse_transposed_gemm(double* out, const float* x, const int32_t* row_ptr,
   }
 }
 
+void add_sparse(float* out, double alpha, const float* values, const int32_t* row_ptr, const int32_t* cols, int64_t rows,
+                int64_t k) {
+  for (int64_t t = 0; t < rows; t++) {
+    float* o = out + t * k;
+    for (int32_t e = row_ptr[t]; e < row_ptr[t + 1]; e++)
+      o[cols[e]] = static_cast<float>(static_cast<double>(o[cols[e]]) + alpha * static_cast<double>(values[e]));
+  }
+}
+
+void positions_to_csr(int32_t* pos, int64_t count, int64_t row_len, int64_t rows, int32_t* row_ptr) {
+  int64_t t = 0, row_end = row_len;
+  row_ptr[0] = 0;
+  for (int64_t e = 0; e < count; e++) {
+    const int64_t q = pos[e];
+    while (q >= row_end) {
+      row_ptr[++t] = static_cast<int32_t>(e);
+      row_end += row_len;
+    }
+    pos[e] = static_cast<int32_t>(q - (row_end - row_len));
+  }
+  while (t < rows) row_ptr[++t] = static_cast<int32_t>(count);
+}
+
 }  // namespace dora

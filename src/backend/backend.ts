@@ -270,6 +270,21 @@ export interface Backend {
     v: Float32Array, n: number): void;
 
   /**
+   * out[t·k + cols[e]] += alpha·values[e] for every entry e of row t < rows: a CSR matrix added into a dense [rows, k]
+   * buffer (computed in float64, rounded once). The fused ops' dx corrections at the dropped positions
+   * (peft/flat.ts `subtractAtDrops`).
+   */
+  addSparse(out: Float32Array, alpha: number, values: Float32Array, rowPtr: Int32Array, cols: Int32Array, rows: number,
+    k: number): void;
+
+  /**
+   * Strictly ascending flat positions in [0, rows·rowLen) (a dropout draw over a [rows, rowLen] input) turned into CSR
+   * rows in place: pos[e] becomes its column (position mod rowLen), rowPtr[0..rows] (written) the row starts. Positions
+   * out of order or out of range are an error, found before anything is written.
+   */
+  positionsToCsr(pos: Int32Array, rowLen: number, rows: number, rowPtr: Int32Array): void;
+
+  /**
    * The dropout mask draw behind tensor `dropoutPositions` (spec and gap law: backend/js/random.ts): appends dropped
    * positions to out[count..], ascending, the first after `last` (−1 at the start), one xoshiro128** draw from
    * `state` (4 words, advanced in place) per gap. Returns the new count; stops when a position reaches n (that draw

@@ -70,13 +70,7 @@ export interface Drops {
 export function drawDrops(T: number, inF: number, p: number, rng: Rng, maxP = dropoutTuning.sparseMaxP): Drops {
   const cols = dropoutPositions(T * inF, p, rng); // flat positions, turned into columns in place
   const rowPtr = new Int32Array(T + 1);
-  let t = 0, rowEnd = inF;
-  for (let e = 0; e < cols.length; e++) {
-    const q = cols[e]!;
-    while (q >= rowEnd) { rowPtr[++t] = e; rowEnd += inF; }
-    cols[e] = q - (rowEnd - inF);
-  }
-  while (t < T) rowPtr[++t] = cols.length;
+  getBackend().positionsToCsr(cols, inF, T, rowPtr);
   return { rowPtr, cols, keep: 1 / (1 - p), sparse: p <= maxP };
 }
 
@@ -95,8 +89,7 @@ export function zeroDropped(buf: Float32Array, d: Drops, T: number, inF: number,
 
 /** dx[t, j] −= keep·g[e] at the dropped entries e = (t, j) (the sampled correction of a dx). */
 export function subtractAtDrops(dx: Float32Array, g: Float32Array, d: Drops, T: number, inF: number): void {
-  const { rowPtr, cols, keep } = d;
-  for (let t = 0; t < T; t++) for (let e = rowPtr[t]!, o = t * inF; e < rowPtr[t + 1]!; e++) dx[o + cols[e]!] = dx[o + cols[e]!]! - keep * g[e]!;
+  getBackend().addSparse(dx, -d.keep, g, d.rowPtr, d.cols, T, inF);
 }
 
 /** y *= s in place. */

@@ -1,6 +1,7 @@
 /**
  * Sparse × dense (and its column dot with g) and sampled dense × dense products over a CSR pattern (spec; contract in backend.ts): the dropout
- * corrections of the fused adapter ops. Sums in float64, one rounding to float32 per output.
+ * corrections of the fused adapter ops. Sums in float64, one rounding to float32 per output. Also the drop list's
+ * plumbing: flat positions to CSR rows (positionsToCsr) and a CSR matrix added into a dense buffer (addSparse).
  */
 
 export function sparseGemm(form: "nn" | "nt", c: Float32Array, alpha: number, scale: Float32Array | null, x: Float32Array,
@@ -62,4 +63,27 @@ export function sparseTransposedGemm(out: Float64Array, x: Float32Array, rowPtr:
       for (let i = 0, q = j * n, o = t * n; i < n; i++) out[q + i] = out[q + i]! + xv * v[o + i]!;
     }
   }
+}
+
+export function addSparse(out: Float32Array, alpha: number, values: Float32Array, rowPtr: Int32Array, cols: Int32Array,
+  rows: number, k: number): void {
+  for (let t = 0; t < rows; t++) {
+    for (let e = rowPtr[t]!, o = t * k; e < rowPtr[t + 1]!; e++) out[o + cols[e]!] = out[o + cols[e]!]! + alpha * values[e]!;
+  }
+}
+
+export function positionsToCsr(pos: Int32Array, rowLen: number, rows: number, rowPtr: Int32Array): void {
+  const n = rows * rowLen;
+  for (let e = 0, prev = -1; e < pos.length; prev = pos[e]!, e++) {
+    if (pos[e]! <= prev || pos[e]! >= n)
+      throw new Error(`positionsToCsr: position ${pos[e]} at index ${e} is not above the previous one (${prev}) inside [0, ${n})`);
+  }
+  let t = 0, rowEnd = rowLen;
+  rowPtr[0] = 0;
+  for (let e = 0; e < pos.length; e++) {
+    const q = pos[e]!;
+    while (q >= rowEnd) { rowPtr[++t] = e; rowEnd += rowLen; }
+    pos[e] = q - (rowEnd - rowLen);
+  }
+  while (t < rows) rowPtr[++t] = pos.length;
 }

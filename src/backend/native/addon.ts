@@ -70,6 +70,10 @@ export interface NativeAddon {
   /** Backend.sparseTransposedGemm. */
   sparseTransposedGemm(out: Float64Array, x: Float32Array, rowPtr: Int32Array, cols: Int32Array, rows: number, k: number,
     v: Float32Array, n: number): void;
+  /** Backend.addSparse (rowPtr/cols checked in the addon). */
+  addSparse(out: Float32Array, alpha: number, values: Float32Array, rowPtr: Int32Array, cols: Int32Array, rows: number, k: number): void;
+  /** Backend.positionsToCsr (positions checked in the addon before any is rewritten). */
+  positionsToCsr(pos: Int32Array, rowLen: number, rows: number, rowPtr: Int32Array): void;
   /** strides: the HeadStrides of q, k, v, out, one after the other (12 numbers). */
   attentionForward(out: Float32Array, lse: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array,
     b: number, h: number, hkv: number, sq: number, sk: number, d: number, scale: number, strides: Float64Array): void;

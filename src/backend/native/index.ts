@@ -262,6 +262,21 @@ export function loadNativeBackend(): Backend {
         throw new Error(`native sparseTransposedGemm(${sizes}): out must be a Float64Array of at least ${k * n} elements`);
       addon.sparseTransposedGemm(out, x, rowPtr, cols, rows, k, v, n);
     },
+    addSparse(out, alpha, values, rowPtr, cols, rows, k) {
+      const sizes = checkCounts("addSparse", { rows, k });
+      checkCsr("addSparse", sizes, rowPtr, cols, rows, k);
+      checkArrays("addSparse", sizes, rows * k, { out });
+      checkArrays("addSparse", sizes, rows > 0 ? rowPtr[rows]! : 0, { values });
+      if (!Number.isFinite(alpha)) throw new Error(`native addSparse(${sizes}): alpha must be a finite number, got ${alpha}`);
+      addon.addSparse(out, alpha, values, rowPtr, cols, rows, k);
+    },
+    positionsToCsr(pos, rowLen, rows, rowPtr) {
+      const sizes = checkCounts("positionsToCsr", { rowLen, rows });
+      if (!(pos instanceof Int32Array) || !(rowPtr instanceof Int32Array)) throw new Error(`native positionsToCsr(${sizes}): pos and rowPtr must be Int32Arrays`);
+      if (rowPtr.length < rows + 1) throw new Error(`native positionsToCsr(${sizes}): rowPtr has ${rowPtr.length} entries, needs ${rows + 1}`);
+      if (rows * rowLen > 0x7fffffff) throw new Error(`native positionsToCsr(${sizes}): rows·rowLen must be below 2^31`);
+      addon.positionsToCsr(pos, rowLen, rows, rowPtr);
+    },
     sampledGemm(form, out, a, scale, rowPtr, cols, rows, n, k, w, wOff, accumulate, dot = null, x = null) {
       const sizes = checkCounts(`sampledGemm[${form}]`, { rows, n, k, wOff });
       if (form !== "nn" && form !== "nt") throw new Error(`native sampledGemm(${sizes}): form must be "nn" or "nt"`);

@@ -1,5 +1,5 @@
 /**
- * Native sparseGemm / sparseGemmDot / sampledGemm / sparseTransposedGemm against the js spec, and the spec against a dense float64
+ * Native sparseGemm / sparseGemmDot / sampledGemm / sparseTransposedGemm / addSparse / positionsToCsr against the js spec, and the spec against a dense float64
  * reference (S as a dense [rows, k] matrix): both W layouts, odd sizes, n below / across / past the 64-column panel, k across the
  * 1024-input panel, densities from one entry to full rows, empty rows, a pattern that starts inside cols
  * (rowPtr[0] > 0), a weight offset, alpha, scale, accumulate; each ISA this CPU supports and 1 or 2 threads.
@@ -184,5 +184,63 @@ describe("native sparse kernels match the js spec", () => {
       .toThrow(/sparseGemmDot.*row 1 has column 7/);
     expect(() => native.sparseGemm("nn", new Float32Array(6), 1, null, d.x, Int32Array.of(0, 2, 2), Int32Array.of(3, 3), 2, 3, 4, d.w, 0, false))
       .toThrow(/sparseGemm.*row 0 has column 3/);
+  });
+});
+
+describe("addSparse and positionsToCsr (the drop list's plumbing)", () => {
+  it("the spec adds alpha·values at the entries in float64, rounded once", () => {
+    const out = Float32Array.of(1, 2, 3, 4, 5, 6), values = Float32Array.of(9, 0.1, 0.2, 0.3);
+    // a pattern that starts inside values (rowPtr[0] = 1): entries 1..3
+    jsBackend.addSparse(out, -1 / 0.95, values, Int32Array.of(1, 2, 4), Int32Array.of(9, 2, 0, 1), 2, 3);
+    const f = (o: number, v: number) => Math.fround(o + (-1 / 0.95) * Math.fround(v));
+    expect(Array.from(out)).toEqual([1, 2, f(3, 0.1), f(4, 0.2), f(5, 0.3), 6]);
+  });
+
+  it("the spec turns flat positions into CSR rows, empty rows and the last row included", () => {
+    const pos = Int32Array.of(1, 3, 8, 9, 11), rowPtr = new Int32Array(6).fill(-7);
+    jsBackend.positionsToCsr(pos, 3, 5, rowPtr); // rows of 3: {1}, {3}, {8}, {9, 11}, none
+    expect(Array.from(rowPtr)).toEqual([0, 1, 2, 3, 5, 5]);
+    expect(Array.from(pos)).toEqual([1, 0, 2, 0, 2]);
+    const none = new Int32Array(0), rp = new Int32Array(3).fill(-1);
+    jsBackend.positionsToCsr(none, 4, 2, rp);
+    expect(Array.from(rp)).toEqual([0, 0, 0]);
+  });
+
+  it("native gives the spec's bits", () => { // plain C++ (native/sparse.cc), the same on every ISA
+    for (const c of CASES) {
+      const d = data(c, 5), label = JSON.stringify(c);
+      for (const alpha of [1, -1 / 0.95, 0.3]) {
+        const a = d.x.slice(), b = d.x.slice();
+        native.addSparse(a, alpha, d.o0, d.rowPtr, d.cols, c.rows, c.k);
+        jsBackend.addSparse(b, alpha, d.o0, d.rowPtr, d.cols, c.rows, c.k);
+        expect(Array.from(a), `${label} addSparse α=${alpha}`).toEqual(Array.from(b));
+      }
+      // the pattern's entries as flat positions (rowPtr[0] = 0 again), back to CSR
+      const flat: number[] = [];
+      for (let t = 0; t < c.rows; t++) for (let e = d.rowPtr[t]!; e < d.rowPtr[t + 1]!; e++) flat.push(t * c.k + d.cols[e]!);
+      const p1 = Int32Array.from(flat), p2 = Int32Array.from(flat), r1 = new Int32Array(c.rows + 1), r2 = new Int32Array(c.rows + 1);
+      native.positionsToCsr(p1, c.k, c.rows, r1);
+      jsBackend.positionsToCsr(p2, c.k, c.rows, r2);
+      expect(Array.from(r1), `${label} positionsToCsr rowPtr`).toEqual(Array.from(r2));
+      expect(Array.from(p1), `${label} positionsToCsr cols`).toEqual(Array.from(p2));
+      expect(Array.from(p1), `${label} positionsToCsr cols`).toEqual(Array.from(d.cols.subarray(d.rowPtr[0]!)));
+      expect(Array.from(r1), `${label} positionsToCsr rowPtr`).toEqual(Array.from(d.rowPtr, (v) => v - d.rowPtr[0]!));
+    }
+  });
+
+  it("bad input throws naming the op, and leaves the positions as they were", () => {
+    for (const be of [native, jsBackend]) {
+      const pos = Int32Array.of(1, 5, 4), before = Array.from(pos);
+      expect(() => be.positionsToCsr(pos, 3, 2, new Int32Array(3))).toThrow(/positionsToCsr: position 4 at index 2 is not above the previous one \(5\)/);
+      expect(Array.from(pos)).toEqual(before);
+      expect(() => be.positionsToCsr(Int32Array.of(0, 6), 3, 2, new Int32Array(3))).toThrow(/positionsToCsr: position 6 at index 1 .*inside \[0, 6\)/);
+    }
+    expect(() => native.positionsToCsr(Int32Array.of(0), 3, 2, new Int32Array(2))).toThrow(/native positionsToCsr.*rowPtr has 2 entries, needs 3/);
+    expect(() => native.addSparse(new Float32Array(5), 1, new Float32Array(2), Int32Array.of(0, 1, 2), Int32Array.of(1, 2), 2, 3))
+      .toThrow(/native addSparse.*out has 5 elements, needs 6/);
+    expect(() => native.addSparse(new Float32Array(6), 1, new Float32Array(1), Int32Array.of(0, 1, 2), Int32Array.of(1, 2), 2, 3))
+      .toThrow(/native addSparse.*values has 1 elements, needs 2/);
+    expect(() => native.addSparse(new Float32Array(6), 1, new Float32Array(2), Int32Array.of(0, 1, 2), Int32Array.of(1, 3), 2, 3))
+      .toThrow(/addSparse.*row 1 has column 3/);
   });
 });
