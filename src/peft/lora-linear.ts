@@ -9,7 +9,7 @@ import { Conv1D, Linear, Linear4bit, Module } from "../nn/index.js";
 import { dequantizeNf4 } from "../quant/index.js";
 import type { DoraOperands } from "./dora.js";
 import { LoraLayer, type FusedOperands, type LoraAdapter } from "./layer.js";
-import { dropoutTuning, gemm, lowRankGradA, lowRankGrads, lowRankInput, scaleInPlace, subtractAtDrops, zeroDropped } from "./flat.js";
+import { dropoutTuning, gemm, gemmScaled, lowRankGradA, lowRankGrads, lowRankInput, subtractAtDrops, zeroDropped } from "./flat.js";
 import { getBackend } from "../backend/index.js";
 
 let warnedMerge4bit = false;
@@ -135,9 +135,8 @@ export function loraLinear(x: Tensor, fo: FusedOperands, A: Tensor, B: Tensor, s
         const d = uninitF32(T * inF);
         gemm(fifo ? "nt" : "nn", T, inF, outF, g, Wf, d, false, 0, wOff); // g·W
         if (drops && drops.sparse) {
-          const vk = vs.slice();
-          scaleInPlace(vk, drops.keep);
-          gemm("nn", T, inF, r, vk, Af, d, true);           // + keep·(s·gB)·A everywhere
+          // + keep·(s·gB)·A everywhere (keep rides on A's rows as the GEMM packs them: no scaled copy of vs)
+          gemmScaled("nn", T, inF, r, vs, Af, new Float32Array(r).fill(drops.keep), "k", d, true);
           const at = new Float32Array(drops.cols.length);   // (s·gB)·A at the dropped (t, j)
           getBackend().sampledGemm("nt", at, vs, null, drops.rowPtr, drops.cols, T, r, inF, Af, 0, false);
           subtractAtDrops(d, at, drops, T, inF);
