@@ -564,19 +564,24 @@ bool check_pattern(Args& a, const char* op, const int32_t* row_ptr, const int32_
   return true;
 }
 
-void sparse_pattern(Args& a, const char* op, int at, dora::SparseArgs& s) {
+// Arguments at, at + 1 as a CSR pattern (rowPtr, cols) over rows × k, checked entry by entry (check_pattern).
+bool csr_pattern(Args& a, const char* op, int at, int64_t rows, int64_t k, const int32_t** row_ptr, const int32_t** cols) {
+  *row_ptr = a.i32(at);
+  int32_t* c = nullptr;
   size_t ncols = 0;
-  s.row_ptr = a.i32(at);
-  int32_t* cols = nullptr;
-  if (a.ok) a.ok = get_array(a.env, a.v[at + 1], napi_int32_array, &cols, &ncols);
-  s.cols = cols;
+  if (a.ok) a.ok = get_array(a.env, a.v[at + 1], napi_int32_array, &c, &ncols);
+  *cols = c;
+  return a.ok && check_pattern(a, op, *row_ptr, c, ncols, rows, k);
+}
+
+void sparse_pattern(Args& a, const char* op, int at, dora::SparseArgs& s) {
   s.rows = a.i64(at + 2);
   s.n = a.i64(at + 3);
   s.k = a.i64(at + 4);
   const float* w = a.f32(at + 5);
   const int64_t wOff = a.i64(at + 6);
   if (a.ok) s.w = w + wOff;
-  if (a.ok) check_pattern(a, op, s.row_ptr, s.cols, ncols, s.rows, s.k);
+  if (a.ok) csr_pattern(a, op, at, s.rows, s.k, &s.row_ptr, &s.cols);
 }
 
 napi_value SparseGemm(napi_env env, napi_callback_info info) {
@@ -633,14 +638,11 @@ napi_value SparseTransposedGemm(napi_env env, napi_callback_info info) {
   Args a(env, info, 8);
   double* out = a.f64s(0);
   const float* x = a.f32(1);
-  const int32_t* row_ptr = a.i32(2);
-  int32_t* cols = nullptr;
-  size_t ncols = 0;
-  if (a.ok) a.ok = get_array(env, a.v[3], napi_int32_array, &cols, &ncols);
   const int64_t rows = a.i64(4), k = a.i64(5);
   const float* v = a.f32(6);
   const int64_t n = a.i64(7);
-  if (a.ok && check_pattern(a, "sparseTransposedGemm", row_ptr, cols, ncols, rows, k))
+  const int32_t *row_ptr = nullptr, *cols = nullptr;
+  if (a.ok && csr_pattern(a, "sparseTransposedGemm", 2, rows, k, &row_ptr, &cols))
     dora::sparse_transposed_gemm(out, x, row_ptr, cols, rows, k, v, n);
   return nullptr;
 }
@@ -651,12 +653,9 @@ napi_value AddSparse(napi_env env, napi_callback_info info) {
   float* out = a.f32(0);
   const double alpha = a.f64(1);
   const float* values = a.f32(2);
-  const int32_t* row_ptr = a.i32(3);
-  int32_t* cols = nullptr;
-  size_t ncols = 0;
-  if (a.ok) a.ok = get_array(env, a.v[4], napi_int32_array, &cols, &ncols);
   const int64_t rows = a.i64(5), k = a.i64(6);
-  if (a.ok && check_pattern(a, "addSparse", row_ptr, cols, ncols, rows, k))
+  const int32_t *row_ptr = nullptr, *cols = nullptr;
+  if (a.ok && csr_pattern(a, "addSparse", 3, rows, k, &row_ptr, &cols))
     dora::add_sparse(out, alpha, values, row_ptr, cols, rows, k);
   return nullptr;
 }
