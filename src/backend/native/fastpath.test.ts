@@ -88,8 +88,10 @@ describe("native doraNormTerms matches the js spec", () => {
   afterAll(() => { addon.setIsa(defaultIsa); addon.setNumThreads(defaultThreads); });
   const isas = ["avx512", "avx2", "portable"].filter((i) => addon.setIsa(i));
   addon.setIsa(defaultIsa);
-  // rows around the 12-row register block, ranks around the 16 lanes, cols with a ragged tail; both weight layouts
-  const shapes: Array<[number, number, number]> = [[1, 1, 1], [13, 17, 5], [25, 130, 16], [50, 64, 20], [7, 33, 33]];
+  // rows around the 12-row register block, ranks around the 16 lanes, cols with a ragged tail; both weight layouts;
+  // the last shape is big enough to split its rows over two tasks (35 each: a ragged register block in both)
+  const shapes: Array<[number, number, number]> = [[1, 1, 1], [13, 17, 5], [25, 130, 16], [50, 64, 20], [7, 33, 33],
+    [70, 1000, 32]];
   it.each(isas.flatMap((isa) => [1, 2].flatMap((threads) => shapes.map((sh) => [isa, threads, ...sh] as const))))(
     "%s, %i thread(s): rows %i cols %i r %i", (isa, threads, rows, cols, r) => {
       addon.setIsa(isa);
