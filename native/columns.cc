@@ -183,9 +183,9 @@ void dora_norm_terms(double* out, const float* w, int64_t si, int64_t sp, const 
   double* aat = grow(tl_aat, r * r);
   elementwise().dora_norm_prepare(at, aat, a, r, rp, cols);
   NormCtx c{out, w, si, sp, at, rp, b, aat, s, rows, cols, r};
-  // A W element costs a broadcast and ⌈r/16⌉ FMAs and comes from DRAM, several times an elementwise pass's element:
-  // counted as r/4, a 512² weight at r 16 splits in two (2 threads, W from DRAM: 0.129 → 0.077 ms a call; at r/16
-  // it ran on one thread)
+  // A W element costs a broadcast and ⌈r/16⌉ FMAs, several times an elementwise pass's element (the kernel is bound
+  // by its arithmetic more than by reading W). Counted as r/4, a 512² weight at r 16 splits in two (2 threads, W from
+  // DRAM: 0.129 → 0.077 ms a call); at r/16 it ran on one thread.
   parallel_run(tasks_for(rows * cols * std::max<int64_t>(r, 1) / 4, rows), norm_task, &c);
 }
 
