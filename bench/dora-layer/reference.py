@@ -2,9 +2,13 @@
 weight norm of W + s·lora_B(lora_A(eye)) detached, y = base + (m/n − 1)·base_nobias + (m/n)·s·B A x̃, base(x)
 reused when dropout is identity or in eval; no eval cache, PEFT's default). Forward + backward + torch AdamW.
 Run by run.ts with /usr/bin/python3 (Debian torch 1.13) and OPENBLAS_CORETYPE=SkylakeX. Prints one JSON line."""
-import argparse, json, resource, time, statistics
+import argparse, json, os, resource, statistics, sys, time
 import torch
 import torch.nn.functional as F
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from openblas import require_openblas  # noqa: E402  (bench/openblas.py)
+
+require_openblas("bench/dora-layer reference.py")
 
 p = argparse.ArgumentParser()
 for k, d in [("--d", 2048), ("--tokens", 2048), ("--r", 16), ("--reps", 5)]:

@@ -4,30 +4,19 @@ Usage: reference.py M K N FORM RUNS WARMUP  ->  one JSON line {"gflops": median,
 FORM: NN (a @ b), NT (a @ b.T), TN (a.T @ b), operands as transposed views, no copies.
 The caller sets OPENBLAS_CORETYPE=SkylakeX (Debian's 0.3.21 mis-detects this CPU) and OPENBLAS_NUM_THREADS.
 """
-import ctypes
 import json
+import os
 import sys
 import time
 
 import numpy as np
 
-
-def openblas_info():
-    """Core name and thread count as reported by the OpenBLAS numpy actually loaded (via /proc/self/maps)."""
-    try:
-        with open("/proc/self/maps") as f:
-            paths = {line.split()[-1] for line in f if "blas" in line and line.split()[-1].startswith("/")}
-        for p in sorted(paths):
-            lib = ctypes.CDLL(p)
-            if hasattr(lib, "openblas_get_corename"):
-                lib.openblas_get_corename.restype = ctypes.c_char_p
-                return lib.openblas_get_corename().decode(), lib.openblas_get_num_threads()
-    except OSError:
-        pass
-    return "unknown", -1
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from openblas import openblas_info, require_openblas  # noqa: E402  (bench/openblas.py)
 
 
 def main():
+    require_openblas("bench/gemm reference.py")
     m, k, n = (int(x) for x in sys.argv[1:4])
     form, runs, warmup = sys.argv[4], int(sys.argv[5]), int(sys.argv[6])
     rng = np.random.default_rng(0)

@@ -8,13 +8,18 @@ Run with Debian's /usr/bin/python3 (torch 1.13) and OPENBLAS_CORETYPE=SkylakeX.
 """
 import json
 import math
+import os
 import sys
 import time
 
 import torch
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from openblas import require_openblas  # noqa: E402  (bench/openblas.py)
+
 
 def main():
+    require_openblas("bench/models reference.py")
     c = json.loads(sys.argv[1])
     torch.set_num_threads(c["threads"])
     torch.manual_seed(0)

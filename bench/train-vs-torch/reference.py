@@ -5,9 +5,13 @@ same adapter A (B = 0, PEFT's init), mean next-token cross-entropy, torch.optim.
 PEFT 0.20's formulas (DoraLinearLayer: norm of W + s·lora_B(lora_A(eye)) detached; base result reused when dropout
 is 0; with --dropout p, lora.Linear's path: x̃ = dropout(x) feeds lora_A and, for DoRA, a second base product x̃·Wᵀ).
 Run by run.ts with /usr/bin/python3 (Debian torch 1.13) and OPENBLAS_CORETYPE=SkylakeX. Prints one JSON line."""
-import argparse, json, os, resource, struct, time
+import argparse, json, os, resource, struct, sys, time
 import torch
 import torch.nn.functional as F
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from openblas import require_openblas  # noqa: E402  (bench/openblas.py)
+
+require_openblas("bench/train-vs-torch reference.py")
 
 p = argparse.ArgumentParser()
 p.add_argument("--dir", required=True); p.add_argument("--mode", default="dora"); p.add_argument("--threads", type=int, default=1)
