@@ -532,9 +532,9 @@ napi_value DoraNormTerms(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-// sparseGemm(form, c, alpha, scale|null, x, rowPtr, cols, rows, n, k, w, wOff, accumulate)
-// sparseGemmDot(form, out, g, scale|null, x, rowPtr, cols, rows, n, k, w, wOff)
-// sampledGemm(form, out, a, scale|null, rowPtr, cols, rows, n, k, w, wOff, accumulate, dot|null, x|null); form 0 nn, 1 nt
+// sparseGemm(form, c, alpha, scale|null, values, rowPtr, cols, rows, n, k, w, wOff, accumulate)
+// sparseGemmDot(form, out, g, scale|null, values, rowPtr, cols, rows, n, k, w, wOff)
+// sampledGemm(form, out, a, scale|null, rowPtr, cols, rows, n, k, w, wOff, accumulate, dot|null, values|null); form 0 nn, 1 nt
 // The arguments the three sparse kernels share, from position `at` on: rowPtr, cols, rows, n, k, w, wOff (the weight
 // view's start is applied here).
 // The per-entry part of the CSR checks (src/backend/native/index.ts checkCsr checks the types, rowPtr's length and
@@ -591,7 +591,7 @@ napi_value SparseGemm(napi_env env, napi_callback_info info) {
   s.c = a.f32(1);
   s.alpha = static_cast<float>(a.f64(2));
   s.scale = a.f32(3, true);
-  s.x = a.f32(4);
+  s.vals = a.f32(4);
   sparse_pattern(a, "sparseGemm", 5, s);
   s.accumulate = a.flag(12);
   if (!a.ok) return nullptr;
@@ -606,7 +606,7 @@ napi_value SparseGemmDot(napi_env env, napi_callback_info info) {
   s.c = a.f32(1);
   s.g = a.f32(2);
   s.scale = a.f32(3, true);
-  s.x = a.f32(4);
+  s.vals = a.f32(4);
   sparse_pattern(a, "sparseGemmDot", 5, s);
   if (!a.ok) return nullptr;
   dora::sparse().sparse_gemm_dot(s);
@@ -623,27 +623,39 @@ napi_value SampledGemm(napi_env env, napi_callback_info info) {
   sparse_pattern(a, "sampledGemm", 4, s);
   s.accumulate = a.flag(11);
   s.dot = a.f32(12, true);
-  s.vx = a.f32(13, true);
+  s.vals = a.f32(13, true);
   if (!a.ok) return nullptr;
-  if (s.dot && !s.vx) {
-    fail(env, "dora_native.sampledGemm: dot needs x");
+  if (s.dot && !s.vals && s.rows > 0 && s.row_ptr[s.rows] > s.row_ptr[0]) {  // (an empty values array reads as null)
+    fail(env, "dora_native.sampledGemm: dot needs the values");
     return nullptr;
   }
   dora::sparse().sampled_gemm(s);
   return nullptr;
 }
 
-// sparseTransposedGemm(out: Float64Array, x, rowPtr, cols, rows, k, v, n)
+// sparseTransposedGemm(out: Float64Array, values, rowPtr, cols, rows, k, v, n)
 napi_value SparseTransposedGemm(napi_env env, napi_callback_info info) {
   Args a(env, info, 8);
   double* out = a.f64s(0);
-  const float* x = a.f32(1);
+  const float* values = a.f32(1);
   const int64_t rows = a.i64(4), k = a.i64(5);
   const float* v = a.f32(6);
   const int64_t n = a.i64(7);
   const int32_t *row_ptr = nullptr, *cols = nullptr;
   if (a.ok && csr_pattern(a, "sparseTransposedGemm", 2, rows, k, &row_ptr, &cols))
-    dora::sparse_transposed_gemm(out, x, row_ptr, cols, rows, k, v, n);
+    dora::sparse_transposed_gemm(out, values, row_ptr, cols, rows, k, v, n);
+  return nullptr;
+}
+
+// gatherSparse(values, x, rowPtr, cols, rows, k) (Backend.gatherSparse)
+napi_value GatherSparse(napi_env env, napi_callback_info info) {
+  Args a(env, info, 6);
+  float* values = a.f32(0);
+  const float* x = a.f32(1);
+  const int64_t rows = a.i64(4), k = a.i64(5);
+  const int32_t *row_ptr = nullptr, *cols = nullptr;
+  if (a.ok && csr_pattern(a, "gatherSparse", 2, rows, k, &row_ptr, &cols))
+    dora::gather_sparse(values, x, row_ptr, cols, rows, k);
   return nullptr;
 }
 
@@ -748,6 +760,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"sparseGemm", nullptr, SparseGemm, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sparseTransposedGemm", nullptr, SparseTransposedGemm, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"addSparse", nullptr, AddSparse, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"gatherSparse", nullptr, GatherSparse, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"positionsToCsr", nullptr, PositionsToCsr, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sampledGemm", nullptr, SampledGemm, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sparseGemmDot", nullptr, SparseGemmDot, nullptr, nullptr, nullptr, napi_default, nullptr},

@@ -18,14 +18,14 @@ const SparseKernels& sparse() {
   return kSparsePortable;
 }
 
-void sparse_transposed_gemm(double* out, const float* x, const int32_t* row_ptr, const int32_t* cols, int64_t rows,
+void sparse_transposed_gemm(double* out, const float* values, const int32_t* row_ptr, const int32_t* cols, int64_t rows,
                             int64_t k, const float* v, int64_t n) {
   for (int64_t q = 0; q < k * n; q++) out[q] = 0.0;
   for (int64_t t = 0; t < rows; t++) {
     const float* vt = v + t * n;
     for (int32_t e = row_ptr[t]; e < row_ptr[t + 1]; e++) {
       const int64_t j = cols[e];
-      const double xv = x[t * k + j];
+      const double xv = values[e];
       double* o = out + j * n;
       for (int64_t i = 0; i < n; i++) o[i] += xv * static_cast<double>(vt[i]);  // exact product: FMA or not, same bits
     }
@@ -38,6 +38,13 @@ void add_sparse(float* out, double alpha, const float* values, const int32_t* ro
     float* o = out + t * k;
     for (int32_t e = row_ptr[t]; e < row_ptr[t + 1]; e++)
       o[cols[e]] = static_cast<float>(static_cast<double>(o[cols[e]]) + alpha * static_cast<double>(values[e]));
+  }
+}
+
+void gather_sparse(float* values, const float* x, const int32_t* row_ptr, const int32_t* cols, int64_t rows, int64_t k) {
+  for (int64_t t = 0; t < rows; t++) {
+    const float* xt = x + t * k;
+    for (int32_t e = row_ptr[t]; e < row_ptr[t + 1]; e++) values[e] = xt[cols[e]];
   }
 }
 

@@ -123,7 +123,7 @@ float* panel_buffer(int64_t floats) {
 // form reads g's segments in the same pattern and asks for them the same way.
 constexpr int64_t CPF = 8;
 
-// sparse_gemm over column blocks [b0, b1) and tokens [t0, t1); vals[e] = x[t·k + cols[e]]. With A.g set (the
+// sparse_gemm over column blocks [b0, b1) and tokens [t0, t1); vals[e] is entry e's value. With A.g set (the
 // column-dot form) nothing is written to C: dot[i] += Σ_t g[t, i]·(S·op(W))[t, i] in float64 instead.
 void spmm_range(const SparseArgs& A, const float* vals, int64_t b0, int64_t b1, int64_t t0, int64_t t1, double* dot) {
   if (b0 >= b1 || t0 >= t1) return;
@@ -236,7 +236,7 @@ struct Ctx {
   int64_t nblk;
   bool by_cols;          // tasks own column blocks (else token ranges)
   float** outs;          // sampled_gemm, by_cols: where task t adds (task 0: out itself)
-  const float* vals;     // sparse_gemm: the entries' values, indexed like cols
+  const float* vals;     // S's values, indexed like cols (sparse_gemm, and sampled_gemm's fused dot)
   double** dots;         // sparse_gemm_dot: task t's float64 column sums (one shared array when by_cols)
   int64_t base;          // sampled_gemm: index of the first entry
 };
@@ -266,22 +266,11 @@ int tasks_for(const SparseArgs& A, int64_t nblk) {
   return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>({by_work, A.rows, num_threads()})));
 }
 
-// The entries' values gathered once (x is read at random places; every column block walks them again), into the
-// calling thread's buffer, kept between calls like the panels.
-const float* gather_values(const SparseArgs& A, const float* x) {
-  const int64_t base = A.row_ptr[0], nnz = A.row_ptr[A.rows] - base;
-  thread_local std::vector<float> v;
-  if (static_cast<int64_t>(v.size()) < nnz) v.resize(static_cast<size_t>(nnz));
-  for (int64_t t = 0; t < A.rows; t++)
-    for (int64_t e = A.row_ptr[t]; e < A.row_ptr[t + 1]; e++) v[static_cast<size_t>(e - base)] = x[t * A.k + A.cols[e]];
-  return v.data() - base;
-}
-
 void sparse_gemm(const SparseArgs& A) {
   if (A.rows <= 0 || A.n <= 0) return;
   const int64_t nblk = (A.n + NB - 1) / NB;
   const int tasks = tasks_for(A, nblk);
-  Ctx c{&A, nblk, nblk >= tasks, nullptr, gather_values(A, A.x), nullptr, 0};
+  Ctx c{&A, nblk, nblk >= tasks, nullptr, A.vals, nullptr, 0};
   parallel_run(tasks, spmm_task, &c);
 }
 
@@ -299,7 +288,7 @@ void sparse_gemm_dot(const SparseArgs& A) {
       part[t].assign(static_cast<size_t>(A.n), 0.0);
       dots[t + 1] = part[t].data();
     }
-    Ctx c{&A, nblk, by_cols, nullptr, gather_values(A, A.x), dots.data(), 0};
+    Ctx c{&A, nblk, by_cols, nullptr, A.vals, dots.data(), 0};
     parallel_run(tasks, spmm_task, &c);
     for (const auto& p : part)
       for (int64_t i = 0; i < A.n; i++) sum[static_cast<size_t>(i)] += p[static_cast<size_t>(i)];
@@ -329,7 +318,7 @@ void sampled_gemm(const SparseArgs& A) {
   std::vector<double*> dots(static_cast<size_t>(tasks), nullptr);
   for (size_t t = 0; t < dsum.size(); t++) dsum[t].assign(static_cast<size_t>(A.n), 0.0);
   for (size_t t = 0; t < dots.size() && !dsum.empty(); t++) dots[t] = dsum[by_cols ? 0 : t].data();
-  Ctx c{&A, nblk, by_cols, outs.data(), A.dot ? gather_values(A, A.vx) : nullptr, A.dot ? dots.data() : nullptr, base};
+  Ctx c{&A, nblk, by_cols, outs.data(), A.dot ? A.vals : nullptr, A.dot ? dots.data() : nullptr, base};
   parallel_run(tasks, sddmm_task, &c);
   if (A.c) {
     float* o = A.c + base;

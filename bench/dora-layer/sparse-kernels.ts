@@ -30,16 +30,16 @@ function cpu(f: () => void): number {
 
 const gemm = cpu(() => be.gemm("nt", T, D, D, x, 0, D, 0, w, 0, D, 0, c, 0, D, 0, 1, false));
 console.log(`backend ${be.name}; ${T}×${D} · ${D}×${D}ᵀ GEMM: ${gemm.toFixed(1)} ms (min of ${REPS})`);
-console.log("| p | drops | mask draw ms | sparseGemm nt ms | sampledGemm nt ms | sparseGemm nn ms | sampledGemm nn ms | (sparse+sampled nt) / GEMM |");
+console.log("| p | drops | mask draw + value gather ms | sparseGemm nt ms | sampledGemm nt ms | sparseGemm nn ms | sampledGemm nn ms | (sparse+sampled nt) / GEMM |");
 console.log("|---|---|---|---|---|---|---|---|");
 for (const p of (process.env.PS ?? "0.01,0.05,0.1,0.2,0.3,0.5").split(",").map(Number)) {
-  let d = drawDrops(T, D, p, new Rng(3));
-  const draw = cpu(() => { d = drawDrops(T, D, p, new Rng(3)); });
-  const { rowPtr, cols } = d;
+  let d = drawDrops(x, T, D, p, new Rng(3), 1);
+  const draw = cpu(() => { d = drawDrops(x, T, D, p, new Rng(3), 1); });
+  const { rowPtr, cols, values } = d;
   const out = new Float32Array(cols.length);
-  const sp = cpu(() => be.sparseGemm("nt", c, -1, null, x, rowPtr, cols, T, D, D, w, 0, false));
+  const sp = cpu(() => be.sparseGemm("nt", c, -1, null, values, rowPtr, cols, T, D, D, w, 0, false));
   const sd = cpu(() => be.sampledGemm("nt", out, g, scale, rowPtr, cols, T, D, D, w, 0, false));
-  const spn = cpu(() => be.sparseGemm("nn", c, -1, null, x, rowPtr, cols, T, D, D, w, 0, false));
+  const spn = cpu(() => be.sparseGemm("nn", c, -1, null, values, rowPtr, cols, T, D, D, w, 0, false));
   const sdn = cpu(() => be.sampledGemm("nn", out, g, scale, rowPtr, cols, T, D, D, w, 0, false));
   console.log(`| ${p} | ${cols.length} | ${draw.toFixed(1)} | ${sp.toFixed(1)} | ${sd.toFixed(1)} | ${spn.toFixed(1)} | ${sdn.toFixed(1)} | ${((sp + sd) / gemm).toFixed(3)} |`);
 }

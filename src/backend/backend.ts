@@ -230,43 +230,44 @@ export interface Backend {
 
   /**
    * Sparse × dense product for the dropout corrections of the fused adapter ops (src/peft/dora.ts, lora-linear.ts).
-   * S [rows, k] is a CSR pattern over a dense x [rows, k] (row-major): row t holds the entries e in
-   * [rowPtr[t], rowPtr[t+1]), at column cols[e], with value x[t·k + cols[e]] (x is read only there). Columns are
-   * strictly ascending within a row and lie in [0, k). W is a dense operand read as op(W) [k, n]:
+   * S [rows, k] is a CSR matrix: row t holds the entries e in [rowPtr[t], rowPtr[t+1]), at column cols[e], with
+   * value values[e] (values is indexed like cols; the adapters gather x at the drops once a step, flat.ts
+   * `drawDrops`). Columns are strictly ascending within a row and lie in [0, k). W is a dense operand read as
+   * op(W) [k, n]:
    *   nt: W stored [n, k] (op(W)[j, i] = w[wOff + i·k + j], a Linear weight: S·Wᵀ)
    *   nn: W stored [k, n] (op(W)[j, i] = w[wOff + j·n + i])
    *   C [rows, n] (+)= alpha · S · op(W) · diag(scale),
-   *   i.e. C[t, i] (+)= alpha · (scale ? scale[i] : 1) · Σ_e x[t·k + cols[e]] · op(W)[cols[e], i].
+   *   i.e. C[t, i] (+)= alpha · (scale ? scale[i] : 1) · Σ_e values[e] · op(W)[cols[e], i].
    */
-  sparseGemm(form: "nn" | "nt", c: Float32Array, alpha: number, scale: Float32Array | null, x: Float32Array,
+  sparseGemm(form: "nn" | "nt", c: Float32Array, alpha: number, scale: Float32Array | null, values: Float32Array,
     rowPtr: Int32Array, cols: Int32Array, rows: number, n: number, k: number, w: Float32Array, wOff: number,
     accumulate: boolean): void;
   /**
    * The column dot of g [rows, n] with that product, without forming it (DoRA's ∂L/∂m under dropout):
    *   out[i] = Σ_t g[t·n + i] · (S · op(W) · diag(scale))[t, i]   (written; summed in float64).
    */
-  sparseGemmDot(form: "nn" | "nt", out: Float32Array, g: Float32Array, scale: Float32Array | null, x: Float32Array,
+  sparseGemmDot(form: "nn" | "nt", out: Float32Array, g: Float32Array, scale: Float32Array | null, values: Float32Array,
     rowPtr: Int32Array, cols: Int32Array, rows: number, n: number, k: number, w: Float32Array, wOff: number): void;
   /**
    * Sampled dense × dense product on the same CSR pattern (rows, k; the pattern's values are not used): for each
    * entry e of row t at column j = cols[e],
    *   out[e] (+)= Σ_{i<n} a[t·n + i] · (scale ? scale[i] : 1) · op(W)[j, i]
    * with a [rows, n] dense row-major and op(W) as in `sparseGemm` (the row t of a·diag(scale)·op(W)ᵀ, at column j).
-   * With `dot` (and x, the values' carrier as in `sparseGemm`) the same pass over op(W) also writes
+   * With `dot` (and S's values, as in `sparseGemm`) the same pass over op(W) also writes
    *   dot[i] = Σ_t a[t·n + i] · (S · op(W))[t, i]          (sparseGemmDot with g = a and no scale)
    * which DoRA's backward needs beside the sampled product (one walk over W's panels instead of two).
    */
   sampledGemm(form: "nn" | "nt", out: Float32Array, a: Float32Array, scale: Float32Array | null, rowPtr: Int32Array,
     cols: Int32Array, rows: number, n: number, k: number, w: Float32Array, wOff: number, accumulate: boolean,
-    dot?: Float32Array | null, x?: Float32Array | null): void;
+    dot?: Float32Array | null, values?: Float32Array | null): void;
   /**
-   * The transposed sparse product on the same CSR pattern over x [rows, k] (as `sparseGemm`), with v [rows, n]
-   * row-major (the A-gradient correction of the fused adapter ops under dropout, src/peft/flat.ts `lowRankGradA`):
-   *   out[j·n + i] = Σ over the entries e of every row t with cols[e] = j of x[t·k + j] · v[t·n + i]   [k, n], written
+   * The transposed sparse product of S (as in `sparseGemm`) with v [rows, n] row-major (the A-gradient correction of
+   * the fused adapter ops under dropout, src/peft/flat.ts `lowRankGradA`):
+   *   out[j·n + i] = Σ over the entries e of every row t with cols[e] = j of values[e] · v[t·n + i]   [k, n], written
    * in float64, summed over t, then e, in order (each product of two float32 values is exact in float64, so every
    * backend gives the same bits).
    */
-  sparseTransposedGemm(out: Float64Array, x: Float32Array, rowPtr: Int32Array, cols: Int32Array, rows: number, k: number,
+  sparseTransposedGemm(out: Float64Array, values: Float32Array, rowPtr: Int32Array, cols: Int32Array, rows: number, k: number,
     v: Float32Array, n: number): void;
 
   /**
@@ -276,6 +277,11 @@ export interface Backend {
    */
   addSparse(out: Float32Array, alpha: number, values: Float32Array, rowPtr: Int32Array, cols: Int32Array, rows: number,
     k: number): void;
+  /**
+   * values[e] = x[t·k + cols[e]] for every entry e of row t < rows (written): a dense [rows, k] buffer read at a CSR
+   * pattern, `addSparse`'s reverse. The fused ops gather x at the drops once a step (peft/flat.ts `drawDrops`).
+   */
+  gatherSparse(values: Float32Array, x: Float32Array, rowPtr: Int32Array, cols: Int32Array, rows: number, k: number): void;
 
   /**
    * Strictly ascending flat positions in [0, rows·rowLen) (a dropout draw over a [rows, rowLen] input) turned into CSR

@@ -379,7 +379,7 @@ export function doraLinear(x: Tensor, fo: FusedOperands, A: Tensor, B: Tensor, m
   if (drops === null || sparse) {
     if (bf) for (let t = 0; t < T; t++) y.set(bf, t * outF);
     gemmScaled(baseForm, T, outF, inF, xf, Wf, aCol, "n", y, bf !== null, wOff); // a ⊙ P (+ b): a scales W's rows as packed
-    if (drops) be.sparseGemm(baseForm, y, -keep, cm1!, xf, drops.rowPtr, drops.cols, T, outF, inF, Wf, wOff, true);
+    if (drops) be.sparseGemm(baseForm, y, -keep, cm1!, drops.values, drops.rowPtr, drops.cols, T, outF, inF, Wf, wOff, true);
     gemmScaled("nt", T, outF, r, u, Bf, c, "n", y, true);    // + c ⊙ uBᵀ (c scales B's rows as packed)
   } else {
     gemm(baseForm, T, outF, inF, xf, Wf, y, false, 0, wOff); // P = x Wᵀ
@@ -408,9 +408,9 @@ export function doraLinear(x: Tensor, fo: FusedOperands, A: Tensor, B: Tensor, m
       if (need[3]) sw = new Float32Array(outF);
       if (need[0]) {
         gw = new Float32Array(d.cols.length);
-        be.sampledGemm(baseForm, gw, g, cm1!, d.rowPtr, d.cols, T, outF, inF, Wf, wOff, false, sw, sw ? xf : null);
+        be.sampledGemm(baseForm, gw, g, cm1!, d.rowPtr, d.cols, T, outF, inF, Wf, wOff, false, sw, sw ? d.values : null);
       } else {
-        be.sparseGemmDot(baseForm, sw!, g, null, xf, d.rowPtr, d.cols, T, outF, inF, Wf, wOff);
+        be.sparseGemmDot(baseForm, sw!, g, null, d.values, d.rowPtr, d.cols, T, outF, inF, Wf, wOff);
       }
     }
     let dx: Tensor | null = null, dA: Tensor | null = null, dB: Tensor | null = null, dm: Tensor | null = null;

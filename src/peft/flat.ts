@@ -62,16 +62,24 @@ export const dropoutTuning = { sparseMaxP: 0.15, loraSparseMaxP: 0.05 };
 export interface Drops {
   readonly rowPtr: Int32Array;
   readonly cols: Int32Array;
+  /** x at the drops, indexed like cols (S's values for the sparse kernels); empty off the sparse path */
+  readonly values: Float32Array;
   readonly keep: number;
   readonly sparse: boolean;
 }
 
-/** Draws the dropout mask of a [T, inF] input (the same draws as tensor `dropout` on it); sparse path up to `maxP`. */
-export function drawDrops(T: number, inF: number, p: number, rng: Rng, maxP = dropoutTuning.sparseMaxP): Drops {
+/**
+ * Draws the dropout mask of x [T, inF] (the same draws as tensor `dropout` on it); sparse path up to `maxP`. On the
+ * sparse path x's values at the drops are gathered here, once: a DoRA step's three sparse kernels and the dA
+ * correction read them in order instead of each finding them in x again.
+ */
+export function drawDrops(x: Float32Array, T: number, inF: number, p: number, rng: Rng, maxP = dropoutTuning.sparseMaxP): Drops {
   const cols = dropoutPositions(T * inF, p, rng); // flat positions, turned into columns in place
   const rowPtr = new Int32Array(T + 1);
   getBackend().positionsToCsr(cols, inF, T, rowPtr);
-  return { rowPtr, cols, keep: 1 / (1 - p), sparse: p <= maxP };
+  const sparse = p <= maxP, values = new Float32Array(sparse ? cols.length : 0);
+  if (sparse) getBackend().gatherSparse(values, x, rowPtr, cols, T, inF);
+  return { rowPtr, cols, values, keep: 1 / (1 - p), sparse };
 }
 
 /** out = x̃ = dropout(x): keep·x, 0 at the dropped positions; `out` may be `x`. */
@@ -134,7 +142,7 @@ function vsTimesX(vs: Float32Array, x: Float32Array, T: number, inF: number, r: 
  */
 export function lowRankInput(xf: Float32Array, Af: Float32Array, T: number, inF: number, r: number, s: number,
   dropout: { p: number; rng: Rng } | null, sparseMaxP = dropoutTuning.sparseMaxP): { u: Float32Array; drops: Drops | null } {
-  const drops = dropout ? drawDrops(T, inF, dropout.p, dropout.rng, sparseMaxP) : null;
+  const drops = dropout ? drawDrops(xf, T, inF, dropout.p, dropout.rng, sparseMaxP) : null;
   const u = new Float32Array(T * r);
   if (drops && !drops.sparse) {
     timesAT(dropInput(uninitF32(xf.length), xf, drops, T, inF), Af, T, inF, r, u, s); // s·x̃Aᵀ
@@ -142,7 +150,7 @@ export function lowRankInput(xf: Float32Array, Af: Float32Array, T: number, inF:
   }
   const f = drops ? s * drops.keep : s;
   timesAT(xf, Af, T, inF, r, u, f);                                            // f·x·Aᵀ
-  if (drops) getBackend().sparseGemm("nt", u, -f, null, xf, drops.rowPtr, drops.cols, T, r, inF, Af, 0, true); // − f·S·Aᵀ
+  if (drops) getBackend().sparseGemm("nt", u, -f, null, drops.values, drops.rowPtr, drops.cols, T, r, inF, Af, 0, true); // − f·S·Aᵀ
   return { u, drops };
 }
 
@@ -158,9 +166,9 @@ export function lowRankGradA(vs: Float32Array, xf: Float32Array, drops: Drops | 
   }
   vsTimesX(vs, xf, T, inF, r, d);                              // vsᵀ·x
   if (!drops) return d;
-  const { rowPtr, cols, keep } = drops;
+  const { rowPtr, cols, values, keep } = drops;
   const corr = new Float64Array(inF * r);                      // Cᵀ [in, r]
-  getBackend().sparseTransposedGemm(corr, xf, rowPtr, cols, T, inF, vs, r);
+  getBackend().sparseTransposedGemm(corr, values, rowPtr, cols, T, inF, vs, r);
   for (let k = 0; k < r; k++) for (let j = 0; j < inF; j++) d[k * inF + j] = keep * (d[k * inF + j]! - corr[j * r + k]!);
   return d;
 }

@@ -8,7 +8,7 @@ import { crossEntropyBackward, crossEntropyForward, softmaxBackward, softmaxForw
 import { layerNormBackward, layerNormForward, rmsNormBackward, rmsNormForward } from "./norm.js";
 import { attentionBackward, attentionForward, rope } from "./attention.js";
 import { columnDot, columnScale, doraNormTerms, lowRankProducts } from "./columns.js";
-import { addSparse, positionsToCsr, sampledGemm, sparseGemm, sparseGemmDot, sparseTransposedGemm } from "./sparse.js";
+import { addSparse, gatherSparse, positionsToCsr, sampledGemm, sparseGemm, sparseGemmDot, sparseTransposedGemm } from "./sparse.js";
 import { dropoutDraw } from "./random.js";
 import { adamwStep, col2im, embeddingBackward, embeddingForward, im2col } from "./misc.js";
 
@@ -18,5 +18,5 @@ export const jsBackend: Backend = {
   softmaxForward, softmaxBackward, crossEntropyForward, crossEntropyBackward,
   rmsNormForward, rmsNormBackward, layerNormForward, layerNormBackward,
   rope, attentionForward, attentionBackward, embeddingForward, embeddingBackward, im2col, col2im, adamwStep,
-  columnScale, columnDot, doraNormTerms, lowRankProducts, sparseGemm, sparseGemmDot, sampledGemm, sparseTransposedGemm, addSparse, positionsToCsr, dropoutDraw,
+  columnScale, columnDot, doraNormTerms, lowRankProducts, sparseGemm, sparseGemmDot, sampledGemm, sparseTransposedGemm, addSparse, gatherSparse, positionsToCsr, dropoutDraw,
 };

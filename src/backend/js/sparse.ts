@@ -4,33 +4,33 @@
  * plumbing: flat positions to CSR rows (positionsToCsr) and a CSR matrix added into a dense buffer (addSparse).
  */
 
-export function sparseGemm(form: "nn" | "nt", c: Float32Array, alpha: number, scale: Float32Array | null, x: Float32Array,
+export function sparseGemm(form: "nn" | "nt", c: Float32Array, alpha: number, scale: Float32Array | null, values: Float32Array,
   rowPtr: Int32Array, cols: Int32Array, rows: number, n: number, k: number, w: Float32Array, wOff: number,
   accumulate: boolean): void {
   const acc = new Float64Array(n);
   for (let t = 0; t < rows; t++) {
-    rowProduct(acc, form, scale, x, rowPtr, cols, t, n, k, w, wOff);
+    rowProduct(acc, form, scale, values, rowPtr, cols, t, n, k, w, wOff);
     for (let i = 0, o = t * n; i < n; i++, o++) c[o] = (accumulate ? c[o]! : 0) + alpha * acc[i]!;
   }
 }
 
-export function sparseGemmDot(form: "nn" | "nt", out: Float32Array, g: Float32Array, scale: Float32Array | null, x: Float32Array,
+export function sparseGemmDot(form: "nn" | "nt", out: Float32Array, g: Float32Array, scale: Float32Array | null, values: Float32Array,
   rowPtr: Int32Array, cols: Int32Array, rows: number, n: number, k: number, w: Float32Array, wOff: number): void {
   const acc = new Float64Array(n), sum = new Float64Array(n);
   for (let t = 0; t < rows; t++) {
-    rowProduct(acc, form, scale, x, rowPtr, cols, t, n, k, w, wOff);
+    rowProduct(acc, form, scale, values, rowPtr, cols, t, n, k, w, wOff);
     for (let i = 0; i < n; i++) sum[i] = sum[i]! + g[t * n + i]! * acc[i]!;
   }
   out.set(sum);
 }
 
 /** acc = row t of S·op(W)·diag(scale), in float64. */
-function rowProduct(acc: Float64Array, form: "nn" | "nt", scale: Float32Array | null, x: Float32Array, rowPtr: Int32Array,
+function rowProduct(acc: Float64Array, form: "nn" | "nt", scale: Float32Array | null, values: Float32Array, rowPtr: Int32Array,
   cols: Int32Array, t: number, n: number, k: number, w: Float32Array, wOff: number): void {
   const sj = form === "nt" ? 1 : n, si = form === "nt" ? k : 1; // op(W)[j, i] at w[wOff + j·sj + i·si]
   acc.fill(0);
   for (let e = rowPtr[t]!; e < rowPtr[t + 1]!; e++) {
-    const j = cols[e]!, xv = x[t * k + j]!, base = wOff + j * sj;
+    const j = cols[e]!, xv = values[e]!, base = wOff + j * sj;
     for (let i = 0; i < n; i++) acc[i] = acc[i]! + xv * w[base + i * si]!;
   }
   if (scale) for (let i = 0; i < n; i++) acc[i] = acc[i]! * scale[i]!;
@@ -38,10 +38,10 @@ function rowProduct(acc: Float64Array, form: "nn" | "nt", scale: Float32Array | 
 
 export function sampledGemm(form: "nn" | "nt", out: Float32Array, a: Float32Array, scale: Float32Array | null,
   rowPtr: Int32Array, cols: Int32Array, rows: number, n: number, k: number, w: Float32Array, wOff: number,
-  accumulate: boolean, dot: Float32Array | null = null, x: Float32Array | null = null): void {
+  accumulate: boolean, dot: Float32Array | null = null, values: Float32Array | null = null): void {
   if (dot) {
-    if (!x) throw new Error("sampledGemm: dot needs x");
-    sparseGemmDot(form, dot, a, null, x, rowPtr, cols, rows, n, k, w, wOff);
+    if (!values) throw new Error("sampledGemm: dot needs the values");
+    sparseGemmDot(form, dot, a, null, values, rowPtr, cols, rows, n, k, w, wOff);
   }
   const sj = form === "nt" ? 1 : n, si = form === "nt" ? k : 1;
   for (let t = 0; t < rows; t++) {
@@ -54,12 +54,12 @@ export function sampledGemm(form: "nn" | "nt", out: Float32Array, a: Float32Arra
   }
 }
 
-export function sparseTransposedGemm(out: Float64Array, x: Float32Array, rowPtr: Int32Array, cols: Int32Array, rows: number,
+export function sparseTransposedGemm(out: Float64Array, values: Float32Array, rowPtr: Int32Array, cols: Int32Array, rows: number,
   k: number, v: Float32Array, n: number): void {
   out.fill(0, 0, k * n);
   for (let t = 0; t < rows; t++) {
     for (let e = rowPtr[t]!; e < rowPtr[t + 1]!; e++) {
-      const j = cols[e]!, xv = x[t * k + j]!;
+      const j = cols[e]!, xv = values[e]!;
       for (let i = 0, q = j * n, o = t * n; i < n; i++) out[q + i] = out[q + i]! + xv * v[o + i]!;
     }
   }
@@ -69,6 +69,13 @@ export function addSparse(out: Float32Array, alpha: number, values: Float32Array
   rows: number, k: number): void {
   for (let t = 0; t < rows; t++) {
     for (let e = rowPtr[t]!, o = t * k; e < rowPtr[t + 1]!; e++) out[o + cols[e]!] = out[o + cols[e]!]! + alpha * values[e]!;
+  }
+}
+
+export function gatherSparse(values: Float32Array, x: Float32Array, rowPtr: Int32Array, cols: Int32Array, rows: number,
+  k: number): void {
+  for (let t = 0; t < rows; t++) {
+    for (let e = rowPtr[t]!, o = t * k; e < rowPtr[t + 1]!; e++) values[e] = x[o + cols[e]!]!;
   }
 }
 

@@ -57,19 +57,21 @@ export interface NativeAddon {
   doraNormTerms(out: Float64Array, w: Float32Array, wOff: number, rowStride: number, colStride: number, a: Float32Array, b: Float32Array, s: number,
     rows: number, cols: number, r: number): void;
   /** Backend.sparseGemm; form 0 nn, 1 nt. */
-  sparseGemm(form: number, c: Float32Array, alpha: number, scale: Float32Array | null, x: Float32Array, rowPtr: Int32Array,
+  sparseGemm(form: number, c: Float32Array, alpha: number, scale: Float32Array | null, values: Float32Array, rowPtr: Int32Array,
     cols: Int32Array, rows: number, n: number, k: number, w: Float32Array, wOff: number, accumulate: boolean): void;
   /** Backend.sparseGemmDot; form 0 nn, 1 nt. */
-  sparseGemmDot(form: number, out: Float32Array, g: Float32Array, scale: Float32Array | null, x: Float32Array, rowPtr: Int32Array,
+  sparseGemmDot(form: number, out: Float32Array, g: Float32Array, scale: Float32Array | null, values: Float32Array, rowPtr: Int32Array,
     cols: Int32Array, rows: number, n: number, k: number, w: Float32Array, wOff: number): void;
   /** Backend.sampledGemm; form 0 nn, 1 nt. */
   sampledGemm(form: number, out: Float32Array, a: Float32Array, scale: Float32Array | null, rowPtr: Int32Array, cols: Int32Array,
-    rows: number, n: number, k: number, w: Float32Array, wOff: number, accumulate: boolean, dot: Float32Array | null, x: Float32Array | null): void;
+    rows: number, n: number, k: number, w: Float32Array, wOff: number, accumulate: boolean, dot: Float32Array | null, values: Float32Array | null): void;
   /** Backend.dropoutDraw: returns the new count. */
   dropoutDraw(out: Int32Array, count: number, last: number, n: number, p: number, state: Uint32Array): number;
   /** Backend.sparseTransposedGemm. */
-  sparseTransposedGemm(out: Float64Array, x: Float32Array, rowPtr: Int32Array, cols: Int32Array, rows: number, k: number,
+  sparseTransposedGemm(out: Float64Array, values: Float32Array, rowPtr: Int32Array, cols: Int32Array, rows: number, k: number,
     v: Float32Array, n: number): void;
+  /** Backend.gatherSparse (rowPtr/cols checked in the addon). */
+  gatherSparse(values: Float32Array, x: Float32Array, rowPtr: Int32Array, cols: Int32Array, rows: number, k: number): void;
   /** Backend.addSparse (rowPtr/cols checked in the addon). */
   addSparse(out: Float32Array, alpha: number, values: Float32Array, rowPtr: Int32Array, cols: Int32Array, rows: number, k: number): void;
   /** Backend.positionsToCsr (positions checked in the addon before any is rewritten). */

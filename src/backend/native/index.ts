@@ -115,6 +115,12 @@ export function checkCsr(op: string, sizes: string, rowPtr: Int32Array, cols: In
   // (native/addon.cc check_pattern), as it reads every entry
 }
 
+/** How many values a CSR pattern's entries index (values is indexed like cols): up to rowPtr[rows], capped at cols'
+ * length so that a rowPtr past cols is reported by the pattern check (native/addon.cc), which names rowPtr. */
+function csrEntries(rowPtr: Int32Array, cols: Int32Array, rows: number): number {
+  return rows > 0 ? Math.min(rowPtr[rows]!, cols.length) : 0;
+}
+
 /** Loads the addon and returns the native Backend; throws (with `cause`) when the addon cannot load. */
 export function loadNativeBackend(): Backend {
   const addon = loadAddon();
@@ -224,26 +230,26 @@ export function loadNativeBackend(): Backend {
       if (!Number.isFinite(s)) throw new Error(`native doraNormTerms(${sizes}): s must be a finite number`);
       addon.doraNormTerms(out, w, wOff, rowStride, colStride, a, b, s, rows, cols, r);
     },
-    sparseGemm(form, c, alpha, scale, x, rowPtr, cols, rows, n, k, w, wOff, accumulate) {
+    sparseGemm(form, c, alpha, scale, values, rowPtr, cols, rows, n, k, w, wOff, accumulate) {
       const sizes = checkCounts(`sparseGemm[${form}]`, { rows, n, k, wOff });
       if (form !== "nn" && form !== "nt") throw new Error(`native sparseGemm(${sizes}): form must be "nn" or "nt"`);
       checkCsr(`sparseGemm[${form}]`, sizes, rowPtr, cols, rows, k);
       checkArrays(`sparseGemm[${form}]`, sizes, rows * n, { c });
-      checkArrays(`sparseGemm[${form}]`, sizes, rows * k, { x });
+      checkArrays(`sparseGemm[${form}]`, sizes, csrEntries(rowPtr, cols, rows), { values });
       checkArrays(`sparseGemm[${form}]`, sizes, n, { scale }, ["scale"]);
       checkArrays(`sparseGemm[${form}]`, sizes, wOff + n * k, { w });
-      addon.sparseGemm(form === "nt" ? 1 : 0, c, alpha, scale, x, rowPtr, cols, rows, n, k, w, wOff, accumulate === true);
+      addon.sparseGemm(form === "nt" ? 1 : 0, c, alpha, scale, values, rowPtr, cols, rows, n, k, w, wOff, accumulate === true);
     },
-    sparseGemmDot(form, out, g, scale, x, rowPtr, cols, rows, n, k, w, wOff) {
+    sparseGemmDot(form, out, g, scale, values, rowPtr, cols, rows, n, k, w, wOff) {
       const sizes = checkCounts(`sparseGemmDot[${form}]`, { rows, n, k, wOff });
       if (form !== "nn" && form !== "nt") throw new Error(`native sparseGemmDot(${sizes}): form must be "nn" or "nt"`);
       checkCsr(`sparseGemmDot[${form}]`, sizes, rowPtr, cols, rows, k);
       checkArrays(`sparseGemmDot[${form}]`, sizes, n, { out });
       checkArrays(`sparseGemmDot[${form}]`, sizes, rows * n, { g });
-      checkArrays(`sparseGemmDot[${form}]`, sizes, rows * k, { x });
+      checkArrays(`sparseGemmDot[${form}]`, sizes, csrEntries(rowPtr, cols, rows), { values });
       checkArrays(`sparseGemmDot[${form}]`, sizes, n, { scale }, ["scale"]);
       checkArrays(`sparseGemmDot[${form}]`, sizes, wOff + n * k, { w });
-      addon.sparseGemmDot(form === "nt" ? 1 : 0, out, g, scale, x, rowPtr, cols, rows, n, k, w, wOff);
+      addon.sparseGemmDot(form === "nt" ? 1 : 0, out, g, scale, values, rowPtr, cols, rows, n, k, w, wOff);
     },
     dropoutDraw(out, count, last, n, p, state) {
       const sizes = checkCounts("dropoutDraw", { count, n });
@@ -253,14 +259,14 @@ export function loadNativeBackend(): Backend {
       if (!(state instanceof Uint32Array) || state.length !== 4) throw new Error(`native dropoutDraw(${sizes}): state must be a Uint32Array of 4 words`);
       return addon.dropoutDraw(out, count, last, n, p, state);
     },
-    sparseTransposedGemm(out, x, rowPtr, cols, rows, k, v, n) {
+    sparseTransposedGemm(out, values, rowPtr, cols, rows, k, v, n) {
       const sizes = checkCounts("sparseTransposedGemm", { rows, k, n });
       checkCsr("sparseTransposedGemm", sizes, rowPtr, cols, rows, k);
-      checkArrays("sparseTransposedGemm", sizes, rows * k, { x });
+      checkArrays("sparseTransposedGemm", sizes, csrEntries(rowPtr, cols, rows), { values });
       checkArrays("sparseTransposedGemm", sizes, rows * n, { v });
       if (!(out instanceof Float64Array) || out.length < k * n)
         throw new Error(`native sparseTransposedGemm(${sizes}): out must be a Float64Array of at least ${k * n} elements`);
-      addon.sparseTransposedGemm(out, x, rowPtr, cols, rows, k, v, n);
+      addon.sparseTransposedGemm(out, values, rowPtr, cols, rows, k, v, n);
     },
     addSparse(out, alpha, values, rowPtr, cols, rows, k) {
       const sizes = checkCounts("addSparse", { rows, k });
@@ -270,6 +276,13 @@ export function loadNativeBackend(): Backend {
       if (!Number.isFinite(alpha)) throw new Error(`native addSparse(${sizes}): alpha must be a finite number, got ${alpha}`);
       addon.addSparse(out, alpha, values, rowPtr, cols, rows, k);
     },
+    gatherSparse(values, x, rowPtr, cols, rows, k) {
+      const sizes = checkCounts("gatherSparse", { rows, k });
+      checkCsr("gatherSparse", sizes, rowPtr, cols, rows, k);
+      checkArrays("gatherSparse", sizes, rows * k, { x });
+      checkArrays("gatherSparse", sizes, csrEntries(rowPtr, cols, rows), { values });
+      addon.gatherSparse(values, x, rowPtr, cols, rows, k);
+    },
     positionsToCsr(pos, rowLen, rows, rowPtr) {
       const sizes = checkCounts("positionsToCsr", { rowLen, rows });
       if (!(pos instanceof Int32Array) || !(rowPtr instanceof Int32Array)) throw new Error(`native positionsToCsr(${sizes}): pos and rowPtr must be Int32Arrays`);
@@ -277,7 +290,7 @@ export function loadNativeBackend(): Backend {
       if (rows * rowLen > 0x7fffffff) throw new Error(`native positionsToCsr(${sizes}): rows·rowLen must be below 2^31`);
       addon.positionsToCsr(pos, rowLen, rows, rowPtr);
     },
-    sampledGemm(form, out, a, scale, rowPtr, cols, rows, n, k, w, wOff, accumulate, dot = null, x = null) {
+    sampledGemm(form, out, a, scale, rowPtr, cols, rows, n, k, w, wOff, accumulate, dot = null, values = null) {
       const sizes = checkCounts(`sampledGemm[${form}]`, { rows, n, k, wOff });
       if (form !== "nn" && form !== "nt") throw new Error(`native sampledGemm(${sizes}): form must be "nn" or "nt"`);
       checkCsr(`sampledGemm[${form}]`, sizes, rowPtr, cols, rows, k);
@@ -286,10 +299,11 @@ export function loadNativeBackend(): Backend {
       checkArrays(`sampledGemm[${form}]`, sizes, n, { scale }, ["scale"]);
       checkArrays(`sampledGemm[${form}]`, sizes, wOff + n * k, { w });
       if (dot !== null) {
+        if (values === null) throw new Error(`native sampledGemm(${sizes}): dot needs the values`);
         checkArrays(`sampledGemm[${form}]`, sizes, n, { dot });
-        checkArrays(`sampledGemm[${form}]`, sizes, rows * k, { x });
+        checkArrays(`sampledGemm[${form}]`, sizes, csrEntries(rowPtr, cols, rows), { values });
       }
-      addon.sampledGemm(form === "nt" ? 1 : 0, out, a, scale, rowPtr, cols, rows, n, k, w, wOff, accumulate === true, dot, dot ? x : null);
+      addon.sampledGemm(form === "nt" ? 1 : 0, out, a, scale, rowPtr, cols, rows, n, k, w, wOff, accumulate === true, dot, dot ? values : null);
     },
     binary(op, out, a, aOff, aStrides, b, bOff, bStrides, shape) {
       const code = BINARY[op];

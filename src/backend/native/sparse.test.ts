@@ -39,7 +39,8 @@ const CASES: Case[] = [
   { form: "nn", rows: 400, n: 40, k: 2000, p: 0.3 }, // enough work for 2 tasks, one column block: split by tokens
 ];
 
-interface Data { rowPtr: Int32Array; cols: Int32Array; x: Float32Array; a: Float32Array; w: Float32Array; scale: Float32Array; c0: Float32Array; o0: Float32Array }
+/** x [rows, k] dense; values: x at the pattern's entries, indexed like cols (NaN before rowPtr[0]: never read) */
+interface Data { rowPtr: Int32Array; cols: Int32Array; x: Float32Array; values: Float32Array; a: Float32Array; w: Float32Array; scale: Float32Array; c0: Float32Array; o0: Float32Array }
 
 function data(c: Case, seed: number): Data {
   const r = rng(seed), lead = c.lead ?? 0;
@@ -51,7 +52,9 @@ function data(c: Case, seed: number): Data {
   }
   rowPtr[c.rows] = cols.length;
   const f = (len: number) => Float32Array.from({ length: len }, () => r() * 2 - 1);
-  return { rowPtr, cols: Int32Array.from(cols), x: f(c.rows * c.k), a: f(c.rows * c.n), w: f((c.wOff ?? 0) + c.n * c.k),
+  const x = f(c.rows * c.k), values = new Float32Array(cols.length).fill(NaN);
+  for (let t = 0; t < c.rows; t++) for (let e = rowPtr[t]!; e < rowPtr[t + 1]!; e++) values[e] = x[t * c.k + cols[e]!]!;
+  return { rowPtr, cols: Int32Array.from(cols), x, values, a: f(c.rows * c.n), w: f((c.wOff ?? 0) + c.n * c.k),
     scale: f(c.n), c0: f(c.rows * c.n), o0: f(cols.length) };
 }
 
@@ -62,13 +65,13 @@ function opW(c: Case, d: Data, j: number, i: number): number {
 
 function runSparse(be: Backend, c: Case, d: Data, alpha: number, scale: Float32Array | null, acc: boolean): Float32Array {
   const out = d.c0.slice();
-  be.sparseGemm(c.form, out, alpha, scale, d.x, d.rowPtr, d.cols, c.rows, c.n, c.k, d.w, c.wOff ?? 0, acc);
+  be.sparseGemm(c.form, out, alpha, scale, d.values, d.rowPtr, d.cols, c.rows, c.n, c.k, d.w, c.wOff ?? 0, acc);
   return out;
 }
 
 function runDot(be: Backend, c: Case, d: Data, scale: Float32Array | null): Float32Array {
   const out = d.scale.map(() => 7); // written, not accumulated
-  be.sparseGemmDot(c.form, out, d.a, scale, d.x, d.rowPtr, d.cols, c.rows, c.n, c.k, d.w, c.wOff ?? 0);
+  be.sparseGemmDot(c.form, out, d.a, scale, d.values, d.rowPtr, d.cols, c.rows, c.n, c.k, d.w, c.wOff ?? 0);
   return out;
 }
 
@@ -80,7 +83,7 @@ function runSampled(be: Backend, c: Case, d: Data, scale: Float32Array | null, a
 
 function runTransposed(be: Backend, c: Case, d: Data): Float64Array {
   const out = new Float64Array(c.k * c.n).fill(7); // written, not accumulated
-  be.sparseTransposedGemm(out, d.x, d.rowPtr, d.cols, c.rows, c.k, d.a, c.n);
+  be.sparseTransposedGemm(out, d.values, d.rowPtr, d.cols, c.rows, c.k, d.a, c.n);
   return out;
 }
 
@@ -99,7 +102,7 @@ describe("sparse kernels: js spec against a dense float64 reference", () => {
     expectClose(runSparse(jsBackend, c, d, -0.5, d.scale, true), want, "sparseGemm", { rtol: 1e-5, atol: 1e-6 });
     expectClose(runDot(jsBackend, c, d, d.scale), wantDot, "sparseGemmDot", { rtol: 1e-5, atol: 1e-6 });
     const fusedDot = new Float32Array(c.n), fusedOut = d.o0.slice();
-    jsBackend.sampledGemm(c.form, fusedOut, d.a, null, d.rowPtr, d.cols, c.rows, c.n, c.k, d.w, c.wOff ?? 0, true, fusedDot, d.x);
+    jsBackend.sampledGemm(c.form, fusedOut, d.a, null, d.rowPtr, d.cols, c.rows, c.n, c.k, d.w, c.wOff ?? 0, true, fusedDot, d.values);
     expectClose(fusedDot, wantDot.map((v, i) => v / d.scale[i]!), "sampledGemm's fused dot", { rtol: 1e-4, atol: 1e-5 });
     const wantS = Float64Array.from(d.o0);
     for (let t = 0; t < c.rows; t++) for (let e = d.rowPtr[t]!; e < d.rowPtr[t + 1]!; e++) {
@@ -141,7 +144,7 @@ describe("native sparse kernels match the js spec", () => {
         // the fused column dot: the sampled output unchanged, dot = sparseGemmDot(g = a, no scale)
         for (const [scale, acc] of [[null, false], [d.scale, true]] as const) {
           const out = d.o0.slice(), dot = new Float32Array(c.n).fill(7);
-          native.sampledGemm(c.form, out, d.a, scale, d.rowPtr, d.cols, c.rows, c.n, c.k, d.w, c.wOff ?? 0, acc, dot, d.x);
+          native.sampledGemm(c.form, out, d.a, scale, d.rowPtr, d.cols, c.rows, c.n, c.k, d.w, c.wOff ?? 0, acc, dot, d.values);
           expectClose(out, runSampled(jsBackend, c, d, scale, acc), `${label} sampledGemm+dot out scale=${scale !== null}`, tol);
           expectClose(dot, runDot(jsBackend, c, d, null), `${label} sampledGemm+dot dot scale=${scale !== null}`, dotTol);
         }
@@ -153,9 +156,9 @@ describe("native sparse kernels match the js spec", () => {
 
   it("bad patterns and short arrays throw naming the kernel", () => {
     const c: Case = { form: "nt", rows: 2, n: 3, k: 4, p: 0.5 };
-    const d = data(c, 3);
+    const d = data(c, 3), vals = new Float32Array(8);
     const call = (rowPtr: Int32Array, cols: Int32Array, w = d.w) => () =>
-      native.sparseGemm("nt", new Float32Array(6), 1, null, d.x, rowPtr, cols, 2, 3, 4, w, 0, false);
+      native.sparseGemm("nt", new Float32Array(6), 1, null, vals, rowPtr, cols, 2, 3, 4, w, 0, false);
     expect(call(Int32Array.of(0, 2, 3), Int32Array.of(1, 0, 2))).toThrow(/sparseGemm.*ascend/);
     expect(call(Int32Array.of(0, 1, 2), Int32Array.of(1, 4))).toThrow(/sparseGemm.*ascend/);
     expect(call(Int32Array.of(0, 1, 2), Int32Array.of(1, -1))).toThrow(/sparseGemm.*ascend/);
@@ -163,31 +166,36 @@ describe("native sparse kernels match the js spec", () => {
     expect(call(Int32Array.of(0, 1, 5), Int32Array.of(1, 2))).toThrow(/sparseGemm.*rowPtr/);
     expect(call(Int32Array.of(0, 1), Int32Array.of(1, 2))).toThrow(/sparseGemm.*rowPtr/);
     expect(call(Int32Array.of(0, 1, 2), Int32Array.of(1, 2), new Float32Array(11))).toThrow(/sparseGemm.*w has/);
-    expect(() => native.sparseGemmDot("nt", new Float32Array(2), d.a, null, d.x, Int32Array.of(0, 1, 2), Int32Array.of(1, 2), 2, 3, 4, d.w, 0))
+    // values is indexed like cols: as many as the pattern's entries
+    expect(() => native.sparseGemm("nt", new Float32Array(6), 1, null, new Float32Array(1), Int32Array.of(0, 1, 2), Int32Array.of(1, 2), 2, 3, 4, d.w, 0, false))
+      .toThrow(/sparseGemm.*values has 1 elements, needs 2/);
+    expect(() => native.sampledGemm("nt", new Float32Array(2), d.a, null, Int32Array.of(0, 1, 2), Int32Array.of(1, 2), 2, 3, 4, d.w, 0, false, new Float32Array(3), new Float32Array(1)))
+      .toThrow(/sampledGemm.*values has 1 elements, needs 2/);
+    expect(() => native.sparseGemmDot("nt", new Float32Array(2), d.a, null, vals, Int32Array.of(0, 1, 2), Int32Array.of(1, 2), 2, 3, 4, d.w, 0))
       .toThrow(/sparseGemmDot.*out has/);
-    expect(() => native.sparseGemm("nt", new Float32Array(6), 1, new Float32Array(2), d.x, Int32Array.of(0, 1, 2), Int32Array.of(1, 2), 2, 3, 4, d.w, 0, false))
+    expect(() => native.sparseGemm("nt", new Float32Array(6), 1, new Float32Array(2), vals, Int32Array.of(0, 1, 2), Int32Array.of(1, 2), 2, 3, 4, d.w, 0, false))
       .toThrow(/sparseGemm.*scale has/);
     expect(() => native.sampledGemm("nn", new Float32Array(1), d.a, null, Int32Array.of(0, 1, 2), Int32Array.of(1, 2), 2, 3, 4, d.w, 0, false))
       .toThrow(/sampledGemm.*out has/);
     expect(() => native.sampledGemm("nn", new Float32Array(2), d.a, new Float32Array(2), Int32Array.of(0, 1, 2), Int32Array.of(1, 2), 2, 3, 4, d.w, 0, false))
       .toThrow(/sampledGemm.*scale has/);
     const pat = [Int32Array.of(0, 1, 2), Int32Array.of(1, 2)] as const;
-    expect(() => native.sparseTransposedGemm(new Float64Array(11), d.x, ...pat, 2, 4, d.a, 3)).toThrow(/sparseTransposedGemm.*out must be a Float64Array of at least 12/);
-    expect(() => native.sparseTransposedGemm(new Float32Array(12) as unknown as Float64Array, d.x, ...pat, 2, 4, d.a, 3)).toThrow(/sparseTransposedGemm.*Float64Array/);
-    expect(() => native.sparseTransposedGemm(new Float64Array(12), d.x, ...pat, 2, 4, new Float32Array(5), 3)).toThrow(/sparseTransposedGemm.*v has/);
-    expect(() => native.sparseTransposedGemm(new Float64Array(12), d.x, Int32Array.of(0, 1, 2), Int32Array.of(1, 4), 2, 4, d.a, 3)).toThrow(/sparseTransposedGemm.*ascend/);
+    expect(() => native.sparseTransposedGemm(new Float64Array(11), vals, ...pat, 2, 4, d.a, 3)).toThrow(/sparseTransposedGemm.*out must be a Float64Array of at least 12/);
+    expect(() => native.sparseTransposedGemm(new Float32Array(12) as unknown as Float64Array, vals, ...pat, 2, 4, d.a, 3)).toThrow(/sparseTransposedGemm.*Float64Array/);
+    expect(() => native.sparseTransposedGemm(new Float64Array(12), vals, ...pat, 2, 4, new Float32Array(5), 3)).toThrow(/sparseTransposedGemm.*v has/);
+    expect(() => native.sparseTransposedGemm(new Float64Array(12), vals, Int32Array.of(0, 1, 2), Int32Array.of(1, 4), 2, 4, d.a, 3)).toThrow(/sparseTransposedGemm.*ascend/);
     // the per-entry checks run in the addon (check_pattern): every kernel, a bad second row
-    expect(() => native.sparseTransposedGemm(new Float64Array(12), d.x, Int32Array.of(0, 1, 3), Int32Array.of(1, 2), 2, 4, d.a, 3)).toThrow(/sparseTransposedGemm.*rowPtr\[2\] = 3/);
+    expect(() => native.sparseTransposedGemm(new Float64Array(12), vals, Int32Array.of(0, 1, 3), Int32Array.of(1, 2), 2, 4, d.a, 3)).toThrow(/sparseTransposedGemm.*rowPtr\[2\] = 3/);
     expect(() => native.sampledGemm("nt", new Float32Array(3), d.a, null, Int32Array.of(0, 1, 3), Int32Array.of(1, 3, 3), 2, 3, 4, d.w, 0, false))
       .toThrow(/sampledGemm.*row 1 has column 3/);
-    expect(() => native.sparseGemmDot("nt", new Float32Array(3), d.a, null, d.x, Int32Array.of(0, 1, 2), Int32Array.of(1, 7), 2, 3, 4, d.w, 0))
+    expect(() => native.sparseGemmDot("nt", new Float32Array(3), d.a, null, vals, Int32Array.of(0, 1, 2), Int32Array.of(1, 7), 2, 3, 4, d.w, 0))
       .toThrow(/sparseGemmDot.*row 1 has column 7/);
-    expect(() => native.sparseGemm("nn", new Float32Array(6), 1, null, d.x, Int32Array.of(0, 2, 2), Int32Array.of(3, 3), 2, 3, 4, d.w, 0, false))
+    expect(() => native.sparseGemm("nn", new Float32Array(6), 1, null, vals, Int32Array.of(0, 2, 2), Int32Array.of(3, 3), 2, 3, 4, d.w, 0, false))
       .toThrow(/sparseGemm.*row 0 has column 3/);
   });
 });
 
-describe("addSparse and positionsToCsr (the drop list's plumbing)", () => {
+describe("addSparse, gatherSparse and positionsToCsr (the drop list's plumbing)", () => {
   it("the spec adds alpha·values at the entries in float64, rounded once", () => {
     const out = Float32Array.of(1, 2, 3, 4, 5, 6), values = Float32Array.of(9, 0.1, 0.2, 0.3);
     // a pattern that starts inside values (rowPtr[0] = 1): entries 1..3
@@ -215,6 +223,13 @@ describe("addSparse and positionsToCsr (the drop list's plumbing)", () => {
         jsBackend.addSparse(b, alpha, d.o0, d.rowPtr, d.cols, c.rows, c.k);
         expect(Array.from(a), `${label} addSparse α=${alpha}`).toEqual(Array.from(b));
       }
+      const g1 = d.o0.slice(), g2 = d.o0.slice();
+      native.gatherSparse(g1, d.x, d.rowPtr, d.cols, c.rows, c.k);
+      jsBackend.gatherSparse(g2, d.x, d.rowPtr, d.cols, c.rows, c.k);
+      expect(Array.from(g1), `${label} gatherSparse`).toEqual(Array.from(g2));
+      // the entries' values, and nothing before rowPtr[0] touched (data() builds values the same way, NaN there)
+      expect(Array.from(g2.subarray(d.rowPtr[0]!)), `${label} gatherSparse values`).toEqual(Array.from(d.values.subarray(d.rowPtr[0]!)));
+      expect(Array.from(g2.subarray(0, d.rowPtr[0]!)), `${label} gatherSparse lead`).toEqual(Array.from(d.o0.subarray(0, d.rowPtr[0]!)));
       // the pattern's entries as flat positions (rowPtr[0] = 0 again), back to CSR
       const flat: number[] = [];
       for (let t = 0; t < c.rows; t++) for (let e = d.rowPtr[t]!; e < d.rowPtr[t + 1]!; e++) flat.push(t * c.k + d.cols[e]!);
@@ -242,5 +257,11 @@ describe("addSparse and positionsToCsr (the drop list's plumbing)", () => {
       .toThrow(/native addSparse.*values has 1 elements, needs 2/);
     expect(() => native.addSparse(new Float32Array(6), 1, new Float32Array(2), Int32Array.of(0, 1, 2), Int32Array.of(1, 3), 2, 3))
       .toThrow(/addSparse.*row 1 has column 3/);
+    expect(() => native.gatherSparse(new Float32Array(1), new Float32Array(6), Int32Array.of(0, 1, 2), Int32Array.of(1, 2), 2, 3))
+      .toThrow(/native gatherSparse.*values has 1 elements, needs 2/);
+    expect(() => native.gatherSparse(new Float32Array(2), new Float32Array(5), Int32Array.of(0, 1, 2), Int32Array.of(1, 2), 2, 3))
+      .toThrow(/native gatherSparse.*x has 5 elements, needs 6/);
+    expect(() => native.gatherSparse(new Float32Array(2), new Float32Array(6), Int32Array.of(0, 1, 2), Int32Array.of(1, 3), 2, 3))
+      .toThrow(/gatherSparse.*row 1 has column 3/);
   });
 });
