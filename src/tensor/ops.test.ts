@@ -74,6 +74,13 @@ describe("gradients match finite differences", () => {
 });
 
 describe("closed forms", () => {
+  it("norm: values, and a zero gradient (not NaN) at an all-zero row, as PyTorch's vector_norm", () => {
+    const x = tensor([0, 0, 0, 3, 4, 0], [2, 3]).requiresGrad_();
+    const n = T.norm(x, 1);
+    expect(Array.from(n.f32())).toEqual([0, 5]);
+    T.sum(T.mul(n, tensor([2, 1], [2]))).backward();
+    expect(Array.from(x.grad!.f32())).toEqual([0, 0, 0, Math.fround(0.6), Math.fround(0.8), 0]);
+  });
   it("cross-entropy ignores -100 and averages over counted rows", () => {
     const logits = tensor([1, 2, 3, 0, 0, 0, 5, 1, 1], [3, 3]);
     const loss = T.crossEntropy(logits, indexTensor([2, -100, 0]));

@@ -4,7 +4,7 @@ import { Tensor } from "../tensor.js";
 import { normDim, numel, sameShape, shapeStr } from "../shape.js";
 import { getBackend } from "../../backend/index.js";
 import { expand, permute, reshape } from "./view.js";
-import { mul, sqrt } from "./elementwise.js";
+import { mul } from "./elementwise.js";
 
 function dimList(x: Tensor, dims: number | readonly number[] | undefined, op: string): number[] {
   if (dims === undefined) return x.shape.map((_, i) => i);
@@ -61,9 +61,25 @@ export function max(x: Tensor, dim: number, keepdim = false): Tensor {
   });
 }
 
-/** L2 vector norm over dims (torch.linalg.vector_norm, ord 2). */
+/**
+ * L2 vector norm over dims (torch.linalg.vector_norm, ord 2). Its own node rather than sqrt(sum(x²)): the gradient
+ * x·g/‖x‖ is 0 where ‖x‖ = 0 (PyTorch's choice), where the chain through sqrt gives 0·∞ = NaN even when g = 0,
+ * e.g. DoRA's non-detached norm at an all-zero row of W + s·BA, whose floor max(n, ε) passes g = 0 to it.
+ */
 export function norm(x: Tensor, dims?: number | readonly number[], keepdim = false): Tensor {
-  return sqrt(sum(mul(x, x), dims, keepdim));
+  const a = x.dtype === "float32" ? x : x.float();
+  const ds = dimList(a, dims, "norm");
+  const { data, rows, cols } = rowsLayout(a, ds);
+  const squares = new Float32Array(data.length);
+  for (let i = 0; i < data.length; i++) squares[i] = data[i]! * data[i]!;
+  const out = new Float32Array(rows);
+  getBackend().sumRows(out, squares, rows, cols);
+  for (let r = 0; r < rows; r++) out[r] = Math.sqrt(out[r]!);
+  return record(new Tensor(out, keptShape(a, ds, keepdim)), "norm", [a], (g) => {
+    const gs = g.f32(), q = new Float32Array(rows); // g/‖x‖ per reduced row, 0 where the norm is 0
+    for (let r = 0; r < rows; r++) q[r] = out[r] === 0 ? 0 : gs[r]! / out[r]!;
+    return [mul(a, expand(new Tensor(q, keptShape(a, ds, true)), a.shape))];
+  });
 }
 
 /** Sum a broadcast gradient back to `shape` (the adjoint of broadcasting `shape` up to g.shape). */
