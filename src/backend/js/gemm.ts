@@ -42,8 +42,10 @@ export function gemm(
 }
 
 /**
- * `Backend.gemmScaled` (spec): op(B) with its rows (axis "k") or columns (axis "n") multiplied by `scale`, written
- * out in B's own storage layout, then the plain `gemm` above.
+ * `Backend.gemmScaled` (spec): the plain `gemm` above on op(B) with its rows (axis "k") or columns (axis "n")
+ * multiplied by `scale`, each scaled element rounded to float32 as a scaled copy of B would hold it. Read in place:
+ * a scaled copy would be an out×in temporary of the frozen weight in every DoRA training step, which the js
+ * backend (the fallback where the addon does not build) must not allocate either.
  */
 export function gemmScaled(
   form: GemmForm,
@@ -54,12 +56,29 @@ export function gemmScaled(
   c: Float32Array, cOff: number, ldc: number,
   accumulate: boolean,
 ): void {
-  // storage of B: nt keeps op(B)ᵀ (n rows of k), nn/tn keep op(B) (k rows of n)
-  const rows = form === "nt" ? n : k, cols = form === "nt" ? k : n;
-  const rowScaled = (axis === "k") === (form !== "nt"); // does the scale run along storage rows?
-  const bs = new Float32Array(rows * cols);
-  for (let i = 0; i < rows; i++) {
-    for (let j = 0; j < cols; j++) bs[i * cols + j] = b[bOff + i * ldb + j]! * (rowScaled ? scale[i]! : scale[j]!);
+  if (!accumulate) for (let i = 0; i < m; i++) c.fill(0, cOff + i * ldc, cOff + i * ldc + n);
+  const alongK = axis === "k";
+  if (form === "nt") {
+    // op(B)[p, j] = b[j·ldb + p] (storage keeps n rows of k)
+    for (let i = 0; i < m; i++) {
+      const ar = aOff + i * lda, cr = cOff + i * ldc;
+      for (let j = 0; j < n; j++) {
+        const br = bOff + j * ldb, sj = alongK ? 1 : scale[j]!;
+        let s = 0;
+        for (let p = 0; p < k; p++) s += a[ar + p]! * Math.fround(b[br + p]! * (alongK ? scale[p]! : sj));
+        c[cr + j] = c[cr + j]! + s;
+      }
+    }
+    return;
   }
-  gemm(form, m, n, k, a, aOff, lda, 0, bs, 0, cols, 0, c, cOff, ldc, 0, 1, accumulate);
+  // op(B)[p, j] = b[p·ldb + j] (storage keeps k rows of n)
+  for (let i = 0; i < m; i++) {
+    const cr = cOff + i * ldc;
+    for (let p = 0; p < k; p++) {
+      const av = form === "nn" ? a[aOff + i * lda + p]! : a[aOff + p * lda + i]!;
+      if (av === 0) continue;
+      const br = bOff + p * ldb, sp = alongK ? scale[p]! : 1;
+      for (let j = 0; j < n; j++) c[cr + j] = c[cr + j]! + av * Math.fround(b[br + j]! * (alongK ? sp : scale[j]!));
+    }
+  }
 }
