@@ -7,6 +7,8 @@
  * tokens/s from the median step time of all measured steps (after 2 warm-ups per process). The table is followed by
  * the ratios between our own configurations (DoRA ÷ LoRA, 2 threads ÷ 1) measured step by step in one process
  * (`childPaired`), where the neighbours' load on this shared machine cancels out of each ratio (skip: --skip-paired).
+ * Both sides print their first loss; when those differ the work compared is not the same, and the bench fails (exit 1).
+ * PyTorch side: `npm run bench:setup` (bench/setup.sh).
  *
  *   npm run bench:train -- [--json] [--only dora-ts|torch] [--quick] [--steps 5] [--rounds 2] [--threads 1,2] [--modes full,lora,dora] [--skip-paired]
  *     [--dropout 0]   (lora_dropout of both sides; the default 0 is issue 6's configuration)
@@ -152,6 +154,9 @@ function childPaired(dir: string, modes: Mode[], threadList: number[]): void {
   console.log(JSON.stringify({ paired: times }));
 }
 
+/** How reference.py fails when `npm run bench:setup` has not run: no torch/numpy, or sgemm not on OpenBLAS (bench/openblas.py). */
+const TORCH_NOT_SET_UP = /No module named '(torch|numpy)'|does not run on OpenBLAS/;
+
 interface RunOut { impl: Impl; mode: Mode; threads: number; step_s: number[]; tokens: number; peak_rss_mib: number; loss0: number }
 
 function spawnRun(impl: Impl, dir: string, mode: Mode, threads: number): RunOut | null {
@@ -165,12 +170,43 @@ function spawnRun(impl: Impl, dir: string, mode: Mode, threads: number): RunOut 
   if (r.stderr && /DORA_PROFILE|profile/.test(r.stderr)) process.stderr.write(r.stderr);
   const line = (r.stdout ?? "").trim().split("\n").pop() ?? "";
   try { return JSON.parse(line) as RunOut; } catch {
-    console.error(`${impl} ${mode} ${threads}t failed (exit ${r.status}): ${(r.stderr ?? "").slice(-800)}`);
+    const stderr = r.stderr ?? "";
+    if (impl === "torch" && ((r.error as NodeJS.ErrnoException | undefined)?.code === "ENOENT" || TORCH_NOT_SET_UP.test(stderr))) {
+      // every torch run would fail the same way: stop here with the fix instead of a table without torch
+      const why = r.error ? "no /usr/bin/python3" : stderr.trim().split("\n").pop();
+      console.error(`bench:train: PyTorch is not set up (${why}); run \`npm run bench:setup\` (Debian's python3-torch, ` +
+        "python3-numpy, libopenblas0-pthread), or pass --only dora-ts");
+      process.exit(1);
+    }
+    console.error(`${impl} ${mode} ${threads}t failed (exit ${r.status}): ${stderr.slice(-800)}`);
     return null;
   }
 }
 
-/** Best-of-5 GFLOP/s of a square GEMM on the active backend at `threads` (the MFU denominator). */
+/**
+ * How far apart (relative) the first losses of one mode may be. Both sides compute it from the same fp32 weights, ids
+ * and adapters (B = 0), so only summation order (and thread count) differs, worth ~1e-6; a different init, data or
+ * model moves the loss by far more than 1e-3.
+ */
+const LOSS0_RTOL = 1e-3;
+
+/** Modes whose runs disagree on the first loss, as error messages naming every run's loss0 (NaN disagrees too). */
+function lossMismatches(rows: { impl: Impl; mode: Mode; threads: number; loss0: number }[], modes: Mode[]): string[] {
+  const out: string[] = [];
+  for (const mode of modes) {
+    const rs = rows.filter((r) => r.mode === mode), l = rs.map((r) => r.loss0);
+    if (rs.length > 1 && !(Math.max(...l) - Math.min(...l) <= LOSS0_RTOL * Math.abs(l[0]!))) {
+      out.push(`bench:train: ${mode}: the initial losses differ by more than ${LOSS0_RTOL} relative ` +
+        `(${rs.map((r) => `${r.impl} ${r.threads}t ${r.loss0.toFixed(5)}`).join(", ")}): the two sides do not run the same work`);
+    }
+  }
+  return out;
+}
+
+/**
+ * Best-of-6 GFLOP/s of a square GEMM on the active backend at `threads` (the MFU denominator). The first call is cold
+ * (page faults on c, the thread pool's start), so the minimum is in effect the best of the 5 warm ones.
+ */
 function gemmPeak(threads: number): number {
   const r = spawnSync(process.execPath, ["--import", "tsx", "-e", `
     import { getBackend } from "${join(here, "../../src/backend/index.ts")}";
@@ -260,10 +296,14 @@ if (args.child === "paired") {
       console.log(`| ${r.impl} | ${r.mode} | ${r.threads} | ${r.tps.toFixed(0)} | ${Number.isFinite(best) ? (r.tps / best).toFixed(2) : "n/a"} | ` +
         `${r.rss.toFixed(0)} | ${(100 * mfu).toFixed(0)}% | ${r.loss0.toFixed(5)} |`);
     }
-    for (const mode of modes) {
-      const l = rows.filter((r) => r.mode === mode).map((r) => r.loss0);
-      if (l.length > 1 && Math.max(...l) - Math.min(...l) > 1e-3 * Math.abs(l[0]!)) console.log(`WARNING: ${mode}: initial losses differ: ${l.join(", ")}`);
-    }
+  }
+  const mismatches = lossMismatches(rows, modes);
+  if (mismatches.length > 0) {
+    for (const m of mismatches) console.error(m);
+    process.exitCode = 1; // the timings above compare different work: fail, and skip the paired run
+  } else if (!args.json) {
+    const compared = modes.filter((m) => new Set(rows.filter((r) => r.mode === m).map((r) => r.impl)).size > 1);
+    if (compared.length > 0) console.log(`initial losses agree within ${LOSS0_RTOL} relative (dora-ts vs torch): ${compared.join(", ")}`);
     if (impls.includes("dora-ts") && !args["skip-paired"] && (modes.length > 1 || threadList.length > 1)) pairedTable(dir, modes, threadList);
   }
 }
