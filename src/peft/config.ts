@@ -2,7 +2,8 @@
  * LoraConfig: PEFT's `LoraConfig` (0.20) for LoRA and DoRA. This file is the only place that knows the
  * camelCase ↔ snake_case mapping, the defaults and which PEFT options dora-ts supports.
  *
- * - `new LoraConfig({...})` takes camelCase fields; missing ones get PEFT 0.20's defaults.
+ * - `new LoraConfig({...})` takes camelCase fields; missing ones get PEFT 0.20's defaults, an unknown one is a
+ *   ConfigError naming it (and the nearest option).
  * - `LoraConfig.fromJSON(obj)` reads an adapter_config.json object (snake_case). Every field PEFT writes is
  *   recognised; a field PEFT does not have, or a supported-by-PEFT feature dora-ts does not implement set to a
  *   non-default value (e.g. `use_qalora: true`, `init_lora_weights: "pissa"`), is a ConfigError naming it.
@@ -13,6 +14,9 @@
 
 export class ConfigError extends Error {
   override name = "ConfigError";
+  /** For a bad value: the camelCase option and the message without it (fromJSON names the file's field instead). */
+  field?: keyof LoraConfigInit;
+  detail?: string;
 }
 
 export type InitLoraWeights = boolean | "gaussian";
@@ -67,6 +71,35 @@ const UNSUPPORTED_DEFAULTS: Readonly<Record<string, unknown>> = {
   target_parameters: null, trainable_token_indices: null, use_bdlora: null, use_qalora: false, velora_config: null,
 };
 
+/** Every option the constructor takes. */
+const OPTIONS: readonly string[] = [...SUPPORTED.map(([k]) => k), "doraDetachNorm"];
+
+/**
+ * The option closest to a misspelt `key` (case and "_" ignored, so `lora_alpha` → `loraAlpha`), if within
+ * edit distance 2; undefined otherwise.
+ */
+function nearestOption(key: string): string | undefined {
+  const norm = (s: string): string => s.toLowerCase().replaceAll("_", "");
+  let best: string | undefined, bestD = 3;
+  for (const o of OPTIONS) {
+    const d = editDistance(norm(key), norm(o));
+    if (d < bestD) { best = o; bestD = d; }
+  }
+  return best;
+}
+
+/** Levenshtein distance (insert, delete, substitute), one row at a time. */
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = cur;
+  }
+  return prev[b.length]!;
+}
+
+/** PEFT TaskType (peft/utils/peft_types.py); PeftConfig rejects any other task_type. */
 const TASK_TYPES = ["SEQ_CLS", "SEQ_2_SEQ_LM", "CAUSAL_LM", "TOKEN_CLS", "QUESTION_ANS", "FEATURE_EXTRACTION"];
 
 export class LoraConfig {
@@ -92,6 +125,14 @@ export class LoraConfig {
   readonly doraDetachNorm: boolean;
 
   constructor(init: LoraConfigInit = {}) {
+    // A misspelt option would otherwise silently take its default (TypeScript only catches it in object literals)
+    for (const key of Object.keys(init)) {
+      if (!OPTIONS.includes(key)) {
+        const near = nearestOption(key);
+        throw new ConfigError(`LoraConfig: unknown option ${JSON.stringify(key)}` + (near ? ` (did you mean ${JSON.stringify(near)}?)` : "") +
+          `; the constructor takes camelCase options, LoraConfig.fromJSON reads adapter_config.json's snake_case fields`);
+      }
+    }
     // PEFT 0.20 defaults (peft/tuners/lora/config.py)
     this.r = init.r ?? 8;
     this.loraAlpha = init.loraAlpha ?? 8;
@@ -130,7 +171,11 @@ export class LoraConfig {
   }
 
   private validate(): void {
-    const bad = (field: string, msg: string): never => { throw new ConfigError(`LoraConfig.${field}: ${msg}`); };
+    const bad = (field: keyof LoraConfigInit, msg: string): never => {
+      const e = new ConfigError(`LoraConfig.${field}: ${msg}`);
+      e.field = field; e.detail = msg;
+      throw e;
+    };
     if (!Number.isInteger(this.r) || this.r <= 0) bad("r", `must be a positive integer, got ${String(this.r)}`);
     if (typeof this.loraAlpha !== "number" || !Number.isFinite(this.loraAlpha)) bad("loraAlpha", `must be a finite number, got ${String(this.loraAlpha)}`);
     if (!(this.loraDropout >= 0 && this.loraDropout < 1)) bad("loraDropout", `must be in [0, 1), got ${String(this.loraDropout)}`);
@@ -164,7 +209,7 @@ export class LoraConfig {
       }
     }
     if (this.taskType !== null && !TASK_TYPES.includes(this.taskType)) {
-      bad("taskType", `unknown task type ${JSON.stringify(this.taskType)} (PEFT's: ${TASK_TYPES.join(", ")})`);
+      bad("taskType", `must be one of PEFT's task types ${TASK_TYPES.join(", ")} (or null); got ${JSON.stringify(this.taskType)}`);
     }
     if (this.modulesToSave !== null && !(Array.isArray(this.modulesToSave) && this.modulesToSave.every((s) => typeof s === "string"))) {
       bad("modulesToSave", `must be a list of module names or null, got ${JSON.stringify(this.modulesToSave)}`);
@@ -218,7 +263,10 @@ export class LoraConfig {
     try {
       return new LoraConfig(init as LoraConfigInit);
     } catch (e) {
-      throw new ConfigError(`${where}: ${(e as Error).message}`, { cause: e });
+      // name the field as the file spells it (task_type, not taskType)
+      const json = e instanceof ConfigError ? SUPPORTED.find(([k]) => k === e.field)?.[1] : undefined;
+      const msg = json !== undefined ? `${json}: ${(e as ConfigError).detail}` : (e as Error).message;
+      throw new ConfigError(`${where}: ${msg}`, { cause: e });
     }
   }
 }

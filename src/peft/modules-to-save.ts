@@ -34,6 +34,29 @@ export class ModulesToSave extends Module {
     if (this.active === null) this.active = name;
   }
 
+  /**
+   * Drop adapter `name`'s copy (PEFT ModulesToSaveWrapper.delete_adapter). If it was active, no copy is active
+   * afterwards: PeftModel.deleteAdapter picks the next adapter for every module alike.
+   */
+  deleteAdapter(name: string): void {
+    if (!this.copies.delete(name)) return;
+    // Module has no removal: rebuild the container without `name`
+    const holder = this.child("modules_to_save"), fresh = new Module();
+    for (const [k, m] of holder.children()) if (k !== name) fresh.registerModule(k, m);
+    this.registerModule("modules_to_save", fresh);
+    if (this.active === name) this.active = null;
+  }
+
+  /**
+   * The module unload() puts back (PEFT unload_and_optionally_merge_module returns modules_to_save[active]):
+   * the wrapped module carrying the active adapter's trained copy for good; the original when no copy is active.
+   */
+  unwrap(): Module {
+    const copy = this.active === null ? undefined : this.copies.get(this.active);
+    if (copy) this.swap(copy);
+    return this.original;
+  }
+
   /** The trainable copy of one adapter (param path → tensor). */
   adapterTensors(name: string): Map<string, Tensor> | undefined { return this.copies.get(name); }
 

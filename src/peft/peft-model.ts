@@ -125,6 +125,7 @@ export class PeftModel<M extends Module = Module> extends Module {
   deleteAdapter(name: string): void {
     if (!this.configs.has(name)) throw new Error(`no adapter "${name}"`);
     for (const [, layer] of this.loraLayers()) if (layer.adapters.has(name)) layer.deleteAdapter(name);
+    for (const [, s] of this.savers()) s.deleteAdapter(name); // PEFT deletes the modules_to_save copies too
     this.configs.delete(name);
     if (this.activeAdapter === name) {
       const next = this.configs.keys().next();
@@ -162,13 +163,16 @@ export class PeftModel<M extends Module = Module> extends Module {
     return this.unload(true);
   }
 
-  /** Put the base modules back without merging (PEFT unload). */
+  /**
+   * Put the base modules back without merging (PEFT unload). A modules_to_save module keeps the active adapter's
+   * trained copy, as PEFT's unload and merge_and_unload do (the copy is part of the fine-tuned model).
+   */
   unload(keepMerged = false): M {
     for (const [path, l] of this.loraLayers()) {
       if (!keepMerged) l.unmerge();
       this.model.setSubmodule(path, l.baseLayer);
     }
-    for (const [path, s] of this.savers()) this.model.setSubmodule(path, s.original);
+    for (const [path, s] of this.savers()) this.model.setSubmodule(path, s.unwrap());
     return this.model;
   }
 

@@ -49,8 +49,8 @@ export function readAdapterTensors(dir: string, expected: ReadonlyMap<string, Te
     const fileKeys = new Set(f.keys());
     for (const k of fileKeys) {
       if (!expected.has(k)) {
-        throw new AdapterLoadError(`${path}: key ${JSON.stringify(k)} matches no adapted module of the model ` +
-          `(the adapter was made for another model or another target_modules)`);
+        throw new AdapterLoadError(`${path}: key ${JSON.stringify(k)} (shape [${f.info(k).shape.join(", ")}]) matches no adapted module ` +
+          `of the model (the adapter was made for another model or another target_modules)`);
       }
     }
     for (const [k, t] of expected) {
