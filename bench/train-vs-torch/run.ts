@@ -214,7 +214,11 @@ function gemmPeak(threads: number): number {
     let best = Infinity;
     for (let i = 0; i < 6; i++) { const t0 = performance.now(); getBackend().gemm("nn", n, n, n, a, 0, n, 0, b, 0, n, 0, c, 0, n, 0, 1, false); best = Math.min(best, performance.now() - t0); }
     console.log(2 * n ** 3 / (best / 1000) / 1e9);`], { encoding: "utf8", env: { ...process.env, DORA_NUM_THREADS: String(threads) } });
-  return Number(r.stdout.trim());
+  const gflops = Number((r.stdout ?? "").trim());
+  if (!(gflops > 0 && Number.isFinite(gflops))) {
+    throw new Error(`bench:train: the GEMM-peak child (${threads} threads) failed (exit ${r.status}): ${(r.stderr ?? "").slice(-400)}`);
+  }
+  return gflops;
 }
 
 /** Model FLOPs per step: GEMMs (dW skipped for frozen weights) + attention, 2 per multiply-add. */
@@ -265,12 +269,15 @@ if (args.child === "paired") {
   const impls: Impl[] = args.only ? [args.only as Impl] : ["dora-ts", "torch"];
   if (!impls.every((i) => i === "dora-ts" || i === "torch")) throw new Error(`--only: expected dora-ts or torch, got ${args.only}`);
   const modes = args.modes.split(",") as Mode[], threadList = args.threads.split(",").map(Number);
+  for (const m of modes) if (!["full", "lora", "dora"].includes(m)) throw new Error(`--modes: expected a list of full, lora, dora; got ${JSON.stringify(m)}`);
+  for (const t of threadList) if (!(Number.isInteger(t) && t >= 1)) throw new Error(`--threads: expected a list of positive integers, got ${args.threads}`);
   const rows: { impl: Impl; mode: Mode; threads: number; tps: number; rss: number; loss0: number }[] = [];
+  let failedRuns = 0; // each reported on stderr as it fails; the bench goes on, then exits 1
   for (const mode of modes) for (const threads of threadList) {
     const runs = new Map<Impl, RunOut[]>(impls.map((i) => [i, []]));
     for (let round = 0; round < ROUNDS; round++) for (const impl of impls) {
       const out = spawnRun(impl, dir, mode, threads);
-      if (out) runs.get(impl)!.push(out);
+      if (out) runs.get(impl)!.push(out); else failedRuns++;
     }
     for (const impl of impls) {
       const rs = runs.get(impl)!;
@@ -296,6 +303,10 @@ if (args.child === "paired") {
       console.log(`| ${r.impl} | ${r.mode} | ${r.threads} | ${r.tps.toFixed(0)} | ${Number.isFinite(best) ? (r.tps / best).toFixed(2) : "n/a"} | ` +
         `${r.rss.toFixed(0)} | ${(100 * mfu).toFixed(0)}% | ${r.loss0.toFixed(5)} |`);
     }
+  }
+  if (failedRuns > 0) {
+    console.error(`bench:train: ${failedRuns} run(s) failed (above): the table lacks them`);
+    process.exitCode = 1;
   }
   const mismatches = lossMismatches(rows, modes);
   if (mismatches.length > 0) {
