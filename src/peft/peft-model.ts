@@ -212,7 +212,7 @@ export class PeftModel<M extends Module = Module> extends Module {
     }
   }
 
-  /** Load an adapter folder PEFT (or savePretrained) wrote, as adapter `name`. */
+  /** Load an adapter folder PEFT (or savePretrained) wrote, as adapter `name` (frozen, and the model put in eval mode, unless isTrainable). */
   loadAdapter(dir: string, name: string, opts: { isTrainable?: boolean } = {}): void {
     const config = readAdapterConfig(dir);
     this.addAdapter(name, config.with({ inferenceMode: !opts.isTrainable }));
@@ -223,17 +223,23 @@ export class PeftModel<M extends Module = Module> extends Module {
       throw e instanceof AdapterLoadError ? e : new AdapterLoadError(`${dir}: ${(e as Error).message}`, { cause: e });
     }
     this.invalidateCache();
-    if (!opts.isTrainable) for (const [, t] of this.adapterStateDict(name)) t.requiresGrad = false;
+    if (!opts.isTrainable) {
+      for (const [, t] of this.adapterStateDict(name)) t.requiresGrad = false;
+      this.eval(); // PEFT load_adapter: eval mode unless trainable, so no dropout reaches an inference run
+    }
   }
 
-  /** PEFT PeftModel.from_pretrained: wrap `model` and load the adapter in `dir` (frozen unless isTrainable). */
+  /** PEFT PeftModel.from_pretrained: wrap `model` and load the adapter in `dir` (frozen and in eval mode unless isTrainable). */
   static fromPretrained<M extends Module>(model: M, dir: string, opts: { adapterName?: string; isTrainable?: boolean; seed?: number } = {}): PeftModel<M> {
     const name = opts.adapterName ?? "default";
     const config = readAdapterConfig(dir).with({ inferenceMode: !opts.isTrainable });
     const pm = new PeftModel(model, config, name, opts.seed === undefined ? {} : { seed: opts.seed });
     readAdapterTensors(dir, pm.adapterStateDict(name));
     pm.invalidateCache();
-    if (!opts.isTrainable) for (const [, t] of pm.adapterStateDict(name)) t.requiresGrad = false;
+    if (!opts.isTrainable) {
+      for (const [, t] of pm.adapterStateDict(name)) t.requiresGrad = false;
+      pm.eval(); // as PEFT's from_pretrained (through load_adapter): eval mode unless trainable
+    }
     return pm;
   }
 }

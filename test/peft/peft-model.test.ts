@@ -361,6 +361,22 @@ describe("unload and loadAdapter", () => {
   });
 });
 
+describe("training mode after loading", () => {
+  // PEFT's load_adapter (and from_pretrained through it) calls eval() unless is_trainable: an adapter loaded for
+  // inference must not drop out its inputs
+  it("fromPretrained and loadAdapter put the model in eval mode unless isTrainable, which leaves the mode alone", () => {
+    const dir = join(GOLDEN_DIR, "tiny_llama_dora_adapter");
+    const modes = (pm: PeftModel): boolean[] => [...new Set(pm.namedModules().map(([, m]) => m.training))];
+    expect(modes(PeftModel.fromPretrained(tinyLlama(), dir))).toEqual([false]);
+    expect(modes(PeftModel.fromPretrained(tinyLlama(), dir, { isTrainable: true }))).toEqual([true]);
+    const pm = getPeftModel(tinyLlama(), new LoraConfig({ targetModules: ["q_proj"] }));
+    pm.loadAdapter(dir, "trainable", { isTrainable: true });
+    expect(modes(pm)).toEqual([true]);
+    pm.loadAdapter(dir, "frozen");
+    expect(modes(pm)).toEqual([false]);
+  });
+});
+
 describe("dropout", () => {
   function layerWith(p: number): LoraLayer {
     const pm = getPeftModel(tinyLlama(), new LoraConfig({ r: 4, targetModules: ["layers.0.self_attn.q_proj"], useDora: true, loraDropout: p, initLoraWeights: false }), "default", { seed: 3 });
