@@ -574,6 +574,19 @@ bool csr_pattern(Args& a, const char* op, int at, int64_t rows, int64_t k, const
   return a.ok && check_pattern(a, op, *row_ptr, c, ncols, rows, k);
 }
 
+// The (rowPtr, cols, rows, k) arguments at `at`..`at + 3` of the element-wise CSR ops, checked; false after an error.
+struct Csr {
+  const int32_t* row_ptr = nullptr;
+  const int32_t* cols = nullptr;
+  int64_t rows = 0, k = 0;
+};
+
+bool csr_args(Args& a, const char* op, int at, Csr& p) {
+  p.rows = a.i64(at + 2);
+  p.k = a.i64(at + 3);
+  return a.ok && csr_pattern(a, op, at, p.rows, p.k, &p.row_ptr, &p.cols);
+}
+
 void sparse_pattern(Args& a, const char* op, int at, dora::SparseArgs& s) {
   s.rows = a.i64(at + 2);
   s.n = a.i64(at + 3);
@@ -638,12 +651,10 @@ napi_value SparseTransposedGemm(napi_env env, napi_callback_info info) {
   Args a(env, info, 8);
   double* out = a.f64s(0);
   const float* values = a.f32(1);
-  const int64_t rows = a.i64(4), k = a.i64(5);
   const float* v = a.f32(6);
   const int64_t n = a.i64(7);
-  const int32_t *row_ptr = nullptr, *cols = nullptr;
-  if (a.ok && csr_pattern(a, "sparseTransposedGemm", 2, rows, k, &row_ptr, &cols))
-    dora::sparse_transposed_gemm(out, values, row_ptr, cols, rows, k, v, n);
+  Csr p;
+  if (csr_args(a, "sparseTransposedGemm", 2, p)) dora::sparse_transposed_gemm(out, values, p.row_ptr, p.cols, p.rows, p.k, v, n);
   return nullptr;
 }
 
@@ -652,10 +663,8 @@ napi_value GatherSparse(napi_env env, napi_callback_info info) {
   Args a(env, info, 6);
   float* values = a.f32(0);
   const float* x = a.f32(1);
-  const int64_t rows = a.i64(4), k = a.i64(5);
-  const int32_t *row_ptr = nullptr, *cols = nullptr;
-  if (a.ok && csr_pattern(a, "gatherSparse", 2, rows, k, &row_ptr, &cols))
-    dora::gather_sparse(values, x, row_ptr, cols, rows, k);
+  Csr p;
+  if (csr_args(a, "gatherSparse", 2, p)) dora::gather_sparse(values, x, p.row_ptr, p.cols, p.rows, p.k);
   return nullptr;
 }
 
@@ -665,10 +674,8 @@ napi_value AddSparse(napi_env env, napi_callback_info info) {
   float* out = a.f32(0);
   const double alpha = a.f64(1);
   const float* values = a.f32(2);
-  const int64_t rows = a.i64(5), k = a.i64(6);
-  const int32_t *row_ptr = nullptr, *cols = nullptr;
-  if (a.ok && csr_pattern(a, "addSparse", 3, rows, k, &row_ptr, &cols))
-    dora::add_sparse(out, alpha, values, row_ptr, cols, rows, k);
+  Csr p;
+  if (csr_args(a, "addSparse", 3, p)) dora::add_sparse(out, alpha, values, p.row_ptr, p.cols, p.rows, p.k);
   return nullptr;
 }
 
